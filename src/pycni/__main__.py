@@ -1,0 +1,5 @@
+"""`python -m pycni` runs the `pycni` command."""
+
+from pycni.cli.main import main
+
+raise SystemExit(main())

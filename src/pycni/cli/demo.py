@@ -1,0 +1,189 @@
+"""`pycni demo`: the main job, end to end, inside a throwaway sandbox.
+
+A sandbox "host" namespace stands in for the machine, so the demo is safe
+anywhere: two container namespaces are attached to the built-in default
+network (bridge + host-local) by the pycni runtime executing the installed
+pycni plugins, they ping each other, CHECK passes, DEL removes everything, and
+the sandbox goes away.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pycni.cli import defaultnet
+
+
+class DemoFailed(Exception):
+    pass
+
+
+class Sandbox:
+    """Namespaces and directories the demo creates, all removed by close()."""
+
+    def __init__(self) -> None:
+        self.tag = secrets.token_hex(3)
+        self.tmp = Path(tempfile.mkdtemp(prefix="pycni-demo-"))
+        self.namespaces: list[str] = []
+        self.host = self.new_netns("host")
+
+    def new_netns(self, role: str) -> str:
+        from pycni.kernel import netns
+
+        name = f"pycni-demo-{role}-{self.tag}"
+        path = netns.create_named(name)
+        self.namespaces.append(name)
+        return path
+
+    def close(self) -> None:
+        from pycni.kernel import netns
+
+        for name in reversed(self.namespaces):
+            netns.delete_named(name)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _host_link_names() -> list[str]:
+    from pycni.kernel.netlink import RtNetlink
+
+    with RtNetlink() as nl:
+        return sorted(link.name for link in nl.link_list())
+
+
+def _ms(start: float) -> str:
+    return f"{(time.monotonic() - start) * 1000:.0f} ms"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join("  " + line for line in lines)
+
+
+def run_demo(out=print) -> None:
+    from pycni.cli.install import install
+    from pycni.kernel import netns
+    from pycni.kernel.netlink import RtNetlink
+    from pycni.runtime import CNIConfig, RuntimeConf
+
+    host_links_before = _host_link_names()
+    box = Sandbox()
+    try:
+        with netns.enter(box.host):
+            bin_dir = box.tmp / "bin"
+            install(bin_dir)
+            data_dir = box.tmp / "networks"
+            cni = CNIConfig(path=[str(bin_dir)], cache_dir=str(box.tmp / "cache"), timeout=30)
+            net = defaultnet.default_network(str(data_dir))
+            lo_net = defaultnet.loopback_network()
+            out("pycni demo: two containers on the default network, in a throwaway sandbox\n")
+            out(f"  sandbox host netns  {box.host}")
+            out(f"  plugins             {bin_dir} (pycni install)")
+            out(
+                f"  network             {net.name}: bridge {defaultnet.DEFAULT_BRIDGE} + "
+                f"host-local {defaultnet.DEFAULT_SUBNET}\n"
+            )
+
+            containers = {}
+            for name in ("a", "b"):
+                path = box.new_netns(f"ctr-{name}")
+                rt = RuntimeConf(
+                    container_id=f"pycni-demo-{name}-{box.tag}", netns=path, ifname="eth0"
+                )
+                start = time.monotonic()
+                cni.add_network_list(lo_net, RuntimeConf(rt.container_id, path, "lo"))
+                result = cni.add_network_list(net, rt)
+                out(f"[1] ADD   container {name}: ok ({_ms(start)})")
+                containers[name] = (rt, result)
+
+            rows = [["CONTAINER", "IFACE", "MAC", "ADDRESS", "GATEWAY", "ROUTES"]]
+            for name, (_, result) in containers.items():
+                iface = next(i for i in result.interfaces if i.sandbox)
+                for ip in result.ips:
+                    rows.append(
+                        [
+                            name,
+                            iface.name,
+                            iface.mac,
+                            ip.address,
+                            ip.gateway or "-",
+                            ", ".join(f"{r.dst} via {r.gw or ip.gateway}" for r in result.routes)
+                            or "-",
+                        ]
+                    )
+            out("\n" + _table(rows) + "\n")
+
+            from pycni.cli.ping import ping
+
+            for src, dst in (("a", "b"), ("b", "a")):
+                target = containers[dst][1].ips[0].address.split("/")[0]
+                rtts = ping(containers[src][0].netns, target, count=3)
+                if not rtts:
+                    raise DemoFailed(f"ping {src} -> {dst} ({target}): no reply")
+                out(
+                    f"[2] PING  {src} -> {dst} ({target}): {len(rtts)}/3 replies, "
+                    f"best {min(rtts) * 1000:.3f} ms"
+                )
+
+            for name, (rt, _) in containers.items():
+                start = time.monotonic()
+                cni.check_network_list(net, rt)
+                out(f"[3] CHECK container {name}: ok ({_ms(start)})")
+
+            for name, (rt, _) in containers.items():
+                start = time.monotonic()
+                cni.del_network_list(net, rt)
+                cni.del_network_list(lo_net, RuntimeConf(rt.container_id, rt.netns, "lo"))
+                out(f"[4] DEL   container {name}: ok ({_ms(start)})")
+
+            with RtNetlink() as nl:
+                bridge = nl.link_get(name=defaultnet.DEFAULT_BRIDGE)
+                ports = [link.name for link in nl.link_list() if link.master == bridge.index]
+            store = data_dir / net.name
+            held = sorted(
+                p.name
+                for p in store.iterdir()
+                if p.name != "lock" and not p.name.startswith("last_reserved_ip")
+            )
+            cached = [a.container_id for a in cni.get_cached_attachments("")]
+            out("\n[5] LEFT  after DEL:")
+            out(f"      {'veths on ' + defaultnet.DEFAULT_BRIDGE:<17}{', '.join(ports) or 'none'}")
+            out(f"      IP reservations  {', '.join(held) or 'none'}")
+            out(f"      cached results   {', '.join(cached) or 'none'}")
+            if ports or held or cached:
+                raise DemoFailed("DEL left state behind")
+    finally:
+        box.close()
+    left = [n for n in box.namespaces if os.path.exists(f"/run/netns/{n}")]
+    if left:
+        raise DemoFailed(f"namespaces still present: {left}")
+    if _host_link_names() != host_links_before:
+        raise DemoFailed("the real host's links changed")
+    out(f"      sandbox          removed ({len(box.namespaces)} namespaces)")
+    out(f"      real host        untouched ({len(host_links_before)} links before and after)")
+
+
+def main(argv: list[str]) -> int:
+    import sys
+
+    if argv:
+        print("usage: pycni demo", file=sys.stderr)
+        return 2
+    from pycni.spec.errors import CNIError
+
+    try:
+        run_demo()
+    except (DemoFailed, CNIError) as err:
+        print(f"pycni demo: FAILED: {err}", file=sys.stderr)
+        return 1
+    print("\ndemo ok")
+    return 0

@@ -1,0 +1,75 @@
+"""`pycni version [PLUGIN] [--json]`: the spec versions a plugin supports.
+
+Without PLUGIN, prints pycni's own version and the spec version it
+implements. With PLUGIN, finds it in $CNI_PATH, runs its VERSION command and
+prints `<plugin> (<path>): 0.1.0, 0.2.0, ...`, or with --json the list as
+JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pycni.cli.main import UsageError, options, take_option
+
+
+def main(args: list[str]) -> int:
+    opts = options()
+    as_json = False
+    positional = []
+    i = 0
+    while i < len(args):
+        used = take_option(opts, args, i)
+        if used:
+            i += used
+            continue
+        arg = args[i]
+        if arg == "--json":
+            as_json = True
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown flag: {arg}")
+        else:
+            positional.append(arg)
+        i += 1
+    from pycni import __version__
+    from pycni.spec import version
+
+    if not positional:
+        if as_json:
+            import json
+
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "pycni": __version__,
+                        "cniVersion": version.CURRENT,
+                        "supportedVersions": list(version.ALL),
+                    }
+                )
+                + "\n"
+            )
+        else:
+            sys.stdout.write(
+                f"pycni {__version__}, CNI spec {version.CURRENT} "
+                f"(supports {', '.join(version.ALL)})\n"
+            )
+        return 0
+    if len(positional) > 1:
+        raise UsageError("expected one PLUGIN")
+    plugin = positional[0]
+
+    from pycni.runtime import invoke
+
+    cni_path = os.environ.get("CNI_PATH", "")
+    path = invoke.find_in_path(plugin, cni_path.split(os.pathsep) if cni_path else [])
+    supported = invoke.get_version_info(path, opts.timeout)
+    if as_json:
+        import json
+
+        sys.stdout.write(
+            json.dumps({"plugin": plugin, "path": path, "supportedVersions": supported}) + "\n"
+        )
+    else:
+        sys.stdout.write(f"{plugin} ({path}): {', '.join(supported)}\n")
+    return 0

@@ -1,0 +1,11 @@
+"""The plugins pycni ships: CNI type name -> module with a main().
+
+Every plugin process imports this package first, so it holds nothing but
+this table.
+"""
+
+PLUGINS = {
+    "loopback": "pycni.plugins.main.loopback",
+    "bridge": "pycni.plugins.main.bridge",
+    "host-local": "pycni.plugins.ipam.host_local",
+}

@@ -1,0 +1,312 @@
+"""host-local configuration: the reference's LoadIPAMConfig, with clear errors.
+
+Keys match case-insensitively and `null` means "not set", as with Go's
+decoder. The final list of range sets is `runtimeConfig.ipRanges`, then the
+legacy `ipam.subnet` range, then `ipam.ranges`; a set's index in that list
+names its `last_reserved_ip.<index>` file. Requested addresses come from
+CNI_ARGS `IP`, `args.cni.ips` and `runtimeConfig.ips`, in that order (the
+CNI_ARGS one is ignored when `args.cni.ips` is given, as the conventions
+require).
+"""
+
+from __future__ import annotations
+
+from pycni.plugins.ipam.host_local.allocator import (
+    Range,
+    RangeError,
+    RangeSet,
+    parse_addr,
+)
+from pycni.plugins.ipam.host_local.store import DEFAULT_DATA_DIR
+from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
+from pycni.spec.jsonutil import ci_get, get_list, get_str, json_kind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.spec.result import Route
+
+_RANGE_IPS = ("rangeStart", "rangeEnd", "gateway")
+
+
+class IPAMConfig:
+    """A validated host-local configuration."""
+
+    __slots__ = (
+        "cni_version",
+        "data_dir",
+        "name",
+        "range_sets",
+        "requested",
+        "resolv_conf",
+        "routes",
+    )
+
+    def __init__(self, name: str, data_dir: str, cni_version: str = "") -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.cni_version = cni_version
+        self.resolv_conf = ""
+        self.routes: list[Route] = []
+        self.range_sets: list[RangeSet] = []
+        self.requested: list[tuple[int, int]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"IPAMConfig(name={self.name!r}, data_dir={self.data_dir!r}, "
+            f"range_sets={self.range_sets!r}, requested={self.requested!r})"
+        )
+
+
+def _invalid(msg: str) -> CNIError:
+    return CNIError(ERR_INVALID_NETWORK_CONFIG, msg)
+
+
+def _ipam(conf: dict) -> dict:
+    ipam = ci_get(conf, "ipam")
+    if ipam is None:
+        raise _invalid("IPAM config missing 'ipam' key")
+    if not isinstance(ipam, dict):
+        raise _invalid(f"invalid ipam: expected an object, got {json_kind(ipam)}")
+    return ipam
+
+
+def _str(ipam: dict, key: str) -> str:
+    value = ci_get(ipam, key)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"invalid ipam.{key}: expected a string, got {json_kind(value)}")
+    return value or ""
+
+
+def load_store(conf: dict) -> IPAMConfig:
+    """Only what the store needs (network name, dataDir): enough for DEL
+    and GC, which must work even if the ranges of a config went bad."""
+    ipam = _ipam(conf)
+    data_dir = _str(ipam, "dataDir") or DEFAULT_DATA_DIR
+    if "\0" in data_dir:
+        raise _invalid("invalid ipam.dataDir: contains a NUL character")
+    name = ci_get(conf, "name")
+    if not isinstance(name, str) or not name:
+        raise _invalid("missing network name")
+    version = ci_get(conf, "cniVersion")
+    return IPAMConfig(name, data_dir, version if isinstance(version, str) else "")
+
+
+def load(conf: dict, cni_args: str = "", cni_version: str | None = None) -> IPAMConfig:
+    """The full configuration of ADD, CHECK and STATUS; raises CNIError."""
+    cfg = load_store(conf)
+    ipam = _ipam(conf)
+    if cni_version is not None:
+        cfg.cni_version = cni_version
+    cfg.resolv_conf = _str(ipam, "resolvConf")
+    cfg.routes = _routes(ipam)
+    runtime = _object(conf, "runtimeConfig")
+    cfg.requested = _requested(conf, runtime, cni_args)
+    cfg.range_sets = _range_sets(ipam, runtime, cfg.cni_version or "0.1.0")
+    return cfg
+
+
+def _object(d: dict, key: str) -> dict:
+    value = ci_get(d, key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(f"invalid {key}: expected an object, got {json_kind(value)}")
+    return value
+
+
+# -- requested addresses --------------------------------------------------------------------
+
+
+def parse_requested(text: object, where: str) -> tuple[int, int]:
+    """An "ip" or "ip/prefix" request (only the address counts)."""
+    from pycni.spec.ipnet import IPNet
+
+    if not isinstance(text, str):
+        raise _invalid(f"invalid {where}: expected an IP address string, got {json_kind(text)}")
+    try:
+        if "/" in text:
+            net = IPNet.parse(text)
+            return parse_addr(net.ip_str)
+        return parse_addr(text)
+    except ValueError:
+        raise _invalid(f"invalid {where}: invalid IP address {text}")
+
+
+def _ip_list(d: dict, key: str, where: str) -> list[tuple[int, int]]:
+    try:
+        items = get_list(d, key) or []
+    except CNIError as err:
+        raise _invalid(f"invalid {where}: {err.msg}")
+    return [parse_requested(item, f"{where}[{i}]") for i, item in enumerate(items)]
+
+
+def _requested(conf: dict, runtime: dict, cni_args: str) -> list[tuple[int, int]]:
+    from_args: list[tuple[int, int]] = []
+    args = ci_get(conf, "args")
+    # Parts of `args` a plugin does not understand are to be ignored.
+    cni = ci_get(args, "cni") if isinstance(args, dict) else None
+    if isinstance(cni, dict):
+        from_args = _ip_list(cni, "ips", "args.cni.ips")
+    from_env: list[tuple[int, int]] = []
+    if cni_args:
+        from_env = _cni_args_ip(cni_args)
+    requested: list[tuple[int, int]] = []
+    for addr in [
+        *(from_env if not from_args else ()),
+        *from_args,
+        *_ip_list(runtime, "ips", "runtimeConfig.ips"),
+    ]:
+        if addr not in requested:
+            requested.append(addr)
+    return requested
+
+
+def _cni_args_ip(cni_args: str) -> list[tuple[int, int]]:
+    """CNI_ARGS `IP`, "ip" or "ip/prefix" like the reference's ip.IP (so the
+    field is read as a string: the "ip" kind takes no prefix)."""
+    from pycni.spec.args import load_args
+    from pycni.spec.errors import ERR_INVALID_ENVIRONMENT_VARIABLES
+
+    value = load_args(cni_args, {"IP": "str"}).get("IP")
+    if not value:
+        return []
+    try:
+        return [parse_requested(value, "CNI_ARGS IP")]
+    except CNIError:
+        raise CNIError(
+            ERR_INVALID_ENVIRONMENT_VARIABLES,
+            f'ARGS: error parsing value of pair "IP={value}": invalid IP address {value}',
+            "CNI_ARGS",
+        )
+
+
+# -- ranges ---------------------------------------------------------------------------------
+
+
+def _range_sets(ipam: dict, runtime: dict, cni_version: str) -> list[RangeSet]:
+    sources: list[tuple[str, object]] = []
+    runtime_sets = ci_get(runtime, "ipRanges")
+    if runtime_sets is not None:
+        sources.extend(_set_list(runtime_sets, "runtimeConfig.ipRanges"))
+    if ci_get(ipam, "subnet") is not None:
+        sources.append(("ipam", [ipam]))
+    configured = ci_get(ipam, "ranges")
+    if configured is not None:
+        sources.extend(_set_list(configured, "ipam.ranges"))
+    if not sources:
+        raise _invalid("no IP ranges specified")
+    sets = []
+    for idx, (where, ranges) in enumerate(sources):
+        try:
+            if not isinstance(ranges, list):
+                raise RangeError(f"{where}: expected a list of ranges, got {json_kind(ranges)}")
+            sets.append(
+                RangeSet(
+                    [
+                        _range(r, where if where == "ipam" else f"{where}[{i}]")
+                        for i, r in enumerate(ranges)
+                    ]
+                )
+            )
+        except RangeError as err:
+            raise _invalid(f"invalid range set {idx}: {err}")
+    if _families_limited(cni_version) and (
+        sum(s.family == 4 for s in sets) > 1 or sum(s.family == 6 for s in sets) > 1
+    ):
+        raise _invalid(f"CNI version {cni_version} does not support more than 1 address per family")
+    for i, s1 in enumerate(sets):
+        for j in range(i + 1, len(sets)):
+            if s1.overlaps(sets[j]):
+                raise _invalid(f"range set {i} overlaps with {j}")
+    return sets
+
+
+def _families_limited(cni_version: str) -> bool:
+    """0.1.0 and 0.2.0 results hold one address per family."""
+    from pycni.spec.version import gte
+
+    try:
+        return not gte(cni_version, "0.3.0")
+    except ValueError:
+        return True
+
+
+def _set_list(value: object, where: str) -> list[tuple[str, object]]:
+    if not isinstance(value, list):
+        raise _invalid(f"invalid {where}: expected a list of range sets, got {json_kind(value)}")
+    return [(f"{where}[{i}]", [] if s is None else s) for i, s in enumerate(value)]
+
+
+def _range(obj: object, where: str) -> Range:
+    """Decode and canonicalise one range object; raises RangeError."""
+    from pycni.spec.ipnet import IPNet
+
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise RangeError(f"{where}: expected a range object, got {json_kind(obj)}")
+    subnet = ci_get(obj, "subnet")
+    if subnet is None:
+        raise RangeError(f"{where}: subnet is required")
+    if not isinstance(subnet, str):
+        raise RangeError(f"{where}: subnet must be a string, got {json_kind(subnet)}")
+    try:
+        net = IPNet.parse(subnet)
+    except ValueError:
+        raise RangeError(f"{where}: subnet {subnet} is not a valid CIDR")
+    addrs: list[tuple[int, int] | None] = []
+    for key in _RANGE_IPS:
+        value = ci_get(obj, key)
+        if value is None or value == "":  # Go's net.IP reads "" as unset
+            addrs.append(None)
+            continue
+        if not isinstance(value, str):
+            raise RangeError(f"{where}: {key} must be a string, got {json_kind(value)}")
+        try:
+            addrs.append(parse_addr(value))
+        except ValueError:
+            raise RangeError(f"{where}: {key} {value} is not a valid IP")
+    return Range.canonical(net, addrs[0], addrs[1], addrs[2])
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _routes(ipam: dict) -> list[Route]:
+    try:
+        items = get_list(ipam, "routes") or []
+    except CNIError as err:
+        raise _invalid(f"invalid ipam.routes: {err.msg}")
+    if not items:
+        return []
+    from pycni.spec.jsonutil import get_int, go_cidr, go_ip
+    from pycni.spec.result import Route
+
+    routes = []
+    for i, item in enumerate(items):
+        where = f"ipam.routes[{i}]"
+        if not isinstance(item, dict):
+            raise _invalid(f"invalid {where}: expected a route object, got {json_kind(item)}")
+        try:
+            dst = get_str(item, "dst")
+            gw = get_str(item, "gw")
+            ints = [get_int(item, key) for key in ("mtu", "advmss", "priority")]
+            opt = [
+                None if ci_get(item, key) is None else get_int(item, key)
+                for key in ("table", "scope")
+            ]
+        except CNIError as err:
+            raise _invalid(f"invalid {where}: {err.msg}")
+        if not dst:
+            raise _invalid(f"invalid {where}: dst is required")
+        try:
+            go_cidr(dst)
+        except ValueError:
+            raise _invalid(f"invalid {where}: dst {dst} is not a valid CIDR")
+        if gw:
+            try:
+                go_ip(gw)
+            except ValueError:
+                raise _invalid(f"invalid {where}: gw {gw} is not a valid IP")
+        routes.append(Route(dst, gw or None, ints[0], ints[1], ints[2], opt[0], opt[1]))
+    return routes

@@ -1,0 +1,331 @@
+"""The plugin SDK: turn handler functions into a CNI plugin executable.
+
+`plugin_main` owns the whole protocol boundary: environment and stdin
+parsing, the verb and version gates of the reference skel, and the one place
+where errors become JSON on stdout. Handlers only ever see a `CmdArgs` and
+raise `CNIError` (any other exception becomes code 999 with its message).
+
+Imports are kept lazy: VERSION must answer without even importing json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pycni.spec import errors
+from pycni.spec import version as versions
+from pycni.spec.errors import CNIError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from pycni.spec.result import Result
+
+# Env vars in the order the reference reports them, with the verbs needing each.
+_REQUIRED_ENV = (
+    ("CNI_CONTAINERID", ("ADD", "DEL", "CHECK")),
+    ("CNI_NETNS", ("ADD", "CHECK")),
+    ("CNI_IFNAME", ("ADD", "DEL", "CHECK")),
+    ("CNI_PATH", ("ADD", "DEL", "CHECK", "GC", "STATUS")),
+)
+_VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
+_ATTACHMENT_VERBS = ("ADD", "DEL", "CHECK")
+# Verbs that need a minimum config version, and the version.
+_VERB_MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+_UNSET = object()
+
+
+class CmdArgs:
+    """One plugin invocation: the CNI environment plus the stdin config."""
+
+    __slots__ = (
+        "_conf",
+        "_prev",
+        "args",
+        "command",
+        "container_id",
+        "ifname",
+        "netns",
+        "netns_override",
+        "path",
+        "stdin_data",
+    )
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        args: str = "",
+        path: list[str] | None = None,
+        stdin_data: bytes = b"{}",
+        netns_override: bool = False,
+    ) -> None:
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args
+        self.path = path or []
+        self.stdin_data = stdin_data
+        self.netns_override = netns_override
+        self._conf: dict | None = None
+        self._prev: object = _UNSET
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str], stdin_data: bytes) -> CmdArgs:
+        path = environ.get("CNI_PATH", "")
+        return cls(
+            command=environ.get("CNI_COMMAND", ""),
+            container_id=environ.get("CNI_CONTAINERID", ""),
+            netns=environ.get("CNI_NETNS", ""),
+            ifname=environ.get("CNI_IFNAME", ""),
+            args=environ.get("CNI_ARGS", ""),
+            path=[p for p in path.split(os.pathsep)] if path else [],
+            stdin_data=stdin_data,
+            netns_override=environ.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"),
+        )
+
+    @property
+    def conf(self) -> dict:
+        """The stdin config as a dict (decoded once)."""
+        if self._conf is None:
+            self._conf = decode_config(self.stdin_data)
+        return self._conf
+
+    @property
+    def cni_version(self) -> str:
+        value = self.conf.get("cniVersion") or ""
+        if not isinstance(value, str):
+            raise CNIError(
+                errors.ERR_DECODING_FAILURE,
+                f"decoding version from network config: invalid cniVersion {value!r}",
+            )
+        return value or "0.1.0"
+
+    @property
+    def prev_result(self) -> Result | None:
+        """prevResult parsed as the config's version, or None."""
+        if self._prev is _UNSET:
+            from pycni.spec.result import parse_prev_result
+
+            self._prev = parse_prev_result(self.conf)
+        return self._prev  # type: ignore[return-value]
+
+    @property
+    def valid_attachments(self) -> list[tuple[str, str]] | None:
+        """GC's still-valid attachments; None when the runtime sent no list.
+
+        None and [] differ: an empty list means every attachment is stale.
+        """
+        conf = self.conf
+        for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
+            if key in conf:
+                return _parse_attachments(key, conf[key])
+        return None
+
+
+def _parse_attachments(key: str, value: object) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CNIError(errors.ERR_DECODING_FAILURE, f"invalid {key}: expected a list")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise CNIError(errors.ERR_DECODING_FAILURE, f"invalid {key} entry {item!r}")
+        out.append((str(item.get("containerID", "")), str(item.get("ifname", ""))))
+    return out
+
+
+def decode_config(data: bytes) -> dict:
+    import json
+
+    try:
+        conf = json.loads(data)
+    except ValueError as err:
+        raise CNIError(errors.ERR_DECODING_FAILURE, f"error unmarshall network config: {err}")
+    if not isinstance(conf, dict):
+        raise CNIError(
+            errors.ERR_DECODING_FAILURE, "error unmarshall network config: not a JSON object"
+        )
+    return conf
+
+
+def plugin_main(
+    *,
+    add: Callable | None = None,
+    delete: Callable | None = None,
+    check: Callable | None = None,
+    gc: Callable | None = None,
+    status: Callable | None = None,
+    supported: tuple[str, ...] | list[str] = versions.ALL,
+    about: str = "",
+) -> None:
+    """Run one CNI verb from the process environment and exit."""
+    code = run(
+        os.environ,
+        sys.stdin.buffer,
+        _Utf8Writer(sys.stdout.buffer),
+        sys.stderr,
+        add=add,
+        delete=delete,
+        check=check,
+        gc=gc,
+        status=status,
+        supported=supported,
+        about=about,
+    )
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+class _Utf8Writer:
+    """stdout as UTF-8 whatever the locale: results may carry non-ASCII text."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self, buffer) -> None:
+        self._buffer = buffer
+
+    def write(self, text: str) -> None:
+        self._buffer.write(text.encode())
+
+
+def run(
+    environ,
+    stdin,
+    stdout,
+    stderr,
+    *,
+    add=None,
+    delete=None,
+    check=None,
+    gc=None,
+    status=None,
+    supported=versions.ALL,
+    about: str = "",
+) -> int:
+    """plugin_main without the process: returns the exit code (for tests)."""
+    supported = tuple(supported)
+    if not supported:
+        raise ValueError("a plugin must support at least one CNI version")
+    command = environ.get("CNI_COMMAND", "")
+    if command == "VERSION":
+        stdout.write(versions.version_info_json(supported))
+        return 0
+    if not command and about:
+        stderr.write(f"{about}\nCNI protocol versions supported: {', '.join(supported)}\n")
+        return 0
+    args: CmdArgs | None = None
+    try:
+        args = _parse_invocation(environ, stdin)
+        handler = _gate(args, supported, add=add, delete=delete, check=check, gc=gc, status=status)
+        if handler is None:
+            return 0
+        outcome = handler(args)
+        if args.command == "ADD":
+            if outcome is None:
+                raise CNIError(errors.ERR_INTERNAL, "plugin ADD handler returned no result")
+            stdout.write(outcome.to_json(args.cni_version))
+        return 0
+    except CNIError as err:
+        _print_error(stdout, err, args)
+    except Exception as err:  # the one boundary where any failure becomes JSON
+        _print_error(stdout, CNIError(errors.ERR_INTERNAL, str(err) or type(err).__name__), args)
+    return 1
+
+
+def _parse_invocation(environ, stdin) -> CmdArgs:
+    command = environ.get("CNI_COMMAND", "")
+    missing = ["CNI_COMMAND"] if not command else []
+    missing += [name for name, verbs in _REQUIRED_ENV if command in verbs and not environ.get(name)]
+    if missing:
+        raise CNIError(
+            errors.ERR_INVALID_ENVIRONMENT_VARIABLES,
+            f"required env variables [{','.join(missing)}] missing",
+        )
+    try:
+        data = stdin.read()
+    except OSError as err:
+        raise CNIError(errors.ERR_IO_FAILURE, f"error reading from stdin: {err}")
+    args = CmdArgs.from_env(environ, data)
+    if command not in _VERBS:
+        raise CNIError(errors.ERR_INVALID_ENVIRONMENT_VARIABLES, f"unknown CNI_COMMAND: {command}")
+    from pycni.spec import validate
+
+    validate.network_name(args.conf.get("name"))
+    if command in _ATTACHMENT_VERBS:
+        validate.container_id(args.container_id)
+        validate.interface_name(args.ifname)
+    return args
+
+
+def _gate(args: CmdArgs, supported: tuple[str, ...], **handlers) -> Callable | None:
+    """Apply the reference's version gates; return the handler to run."""
+    command = args.command
+    config_version = args.cni_version
+    minimum = _VERB_MIN_VERSION.get(command)
+    if minimum:
+        try:
+            if not versions.gte(config_version, minimum):
+                raise CNIError(
+                    errors.ERR_INCOMPATIBLE_CNI_VERSION, f"config version does not allow {command}"
+                )
+            if not any(versions.gte(v, config_version) for v in supported):
+                raise CNIError(
+                    errors.ERR_INCOMPATIBLE_CNI_VERSION, f"plugin version does not allow {command}"
+                )
+        except ValueError as err:
+            raise CNIError(errors.ERR_DECODING_FAILURE, str(err))
+    if config_version not in supported:
+        raise CNIError(
+            errors.ERR_INCOMPATIBLE_CNI_VERSION,
+            "incompatible CNI versions",
+            f'config is "{config_version}", plugin supports {versions.go_quote_list(supported)}',
+        )
+    if command in ("ADD", "DEL") and not args.netns_override:
+        _check_netns_differs(args.netns)
+    handler = {
+        "ADD": handlers["add"],
+        "DEL": handlers["delete"],
+        "CHECK": handlers["check"],
+        "GC": handlers["gc"],
+        "STATUS": handlers["status"],
+    }[command]
+    if handler is None and command in ("ADD", "DEL", "CHECK"):
+        raise CNIError(errors.ERR_INTERNAL, f"plugin does not implement {command}")
+    return handler
+
+
+def _check_netns_differs(netns: str) -> None:
+    """Refuse to configure the plugin's own netns (the reference's code 8).
+
+    Done before the handler rather than after it, so nothing is changed in
+    the wrong namespace. An unopenable path is left for the handler.
+    """
+    if not netns:
+        return
+    try:
+        target = os.stat(netns)
+        own = os.stat("/proc/thread-self/ns/net")
+    except OSError:
+        return
+    if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
+        raise CNIError(
+            errors.ERR_INVALID_NETNS,
+            "plugin's netns and netns from CNI_NETNS should not be the same",
+        )
+
+
+def _print_error(stdout, err: CNIError, args: CmdArgs | None) -> None:
+    cni_version = None
+    if args is not None:
+        try:
+            cni_version = args.cni_version
+        except CNIError:
+            cni_version = None
+    stdout.write(err.to_json(cni_version))

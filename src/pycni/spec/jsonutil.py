@@ -1,0 +1,257 @@
+"""Go-compatible JSON and text helpers.
+
+CNI documents are produced and consumed by Go programs (libcni, the reference
+plugins), so pycni reads and writes them the way Go's encoding/json does:
+struct fields match keys case-insensitively, `null` means "not set", strings
+escape <, > and & and keep other non-ASCII text, and results are indented
+with four spaces.  IP addresses use Go's net.IP text forms.
+
+`json` and `_socket` are imported inside the functions that need them so
+that importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
+from pycni.spec.ipnet import format_ip6
+
+# Go escapes these even though JSON does not require it (HTML safety and
+# JavaScript line terminators); matching it keeps output byte-identical.
+_GO_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+_V4_IN_V6 = b"\x00" * 10 + b"\xff\xff"
+
+
+def fold_key(key: str) -> str:
+    """Case folding as Go's JSON field matching does it for ASCII field names.
+
+    Go folds the Kelvin sign to k (lower() does too) and the long s to s
+    (lower() does not), so both can spell an ASCII key.
+    """
+    return key.lower().replace("\u017f", "s")
+
+
+def ci_get(d: dict, key: str, default: object = None) -> object:
+    """`d[key]` matched like a Go struct field: the exact key, else the first
+    key equal to it ignoring case.
+
+    Go decodes `{"Type": "bridge"}` into a field tagged "type", so pycni must
+    read configs and results the same way or it would disagree with Go
+    plugins about what a document says.
+    """
+    if key in d:
+        return d[key]
+    folded = fold_key(key)
+    for k, value in d.items():
+        if fold_key(k) == folded:
+            return value
+    return default
+
+
+def go_dumps(obj: object, indent: bool = True) -> str:
+    """JSON text as Go's json.MarshalIndent(obj, "", "    ") (or json.Marshal
+    when `indent` is false) prints it, without a trailing newline."""
+    import json
+
+    if indent:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=4)
+    else:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # Lone surrogates (from "\udXXX" escapes) cannot be written as
+            # UTF-8; Go replaces them with U+FFFD when it decodes.
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    for char, escape in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escape)
+    return text
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def go_loads(data: bytes | str) -> object:
+    """Parse JSON as strictly as Go: no NaN/Infinity, no BOM; invalid UTF-8 is
+    replaced by U+FFFD rather than rejected.
+
+    Raises ValueError (also for nesting too deep for the parser).
+    """
+    import json
+
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", "replace")
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("exceeded max depth")
+
+
+def go_quote(s: str) -> str:
+    """Go's strconv.Quote (the %q verb): printable text kept, the rest escaped."""
+    out = ['"']
+    for c in s:
+        if c == '"' or c == "\\":
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        elif c in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[c])
+        else:
+            code = ord(c)
+            if code < 0x80:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_type(value: object) -> str:
+    """Go's %T of a value decoded into interface{} (numbers are float64)."""
+    if value is None:
+        return "<nil>"
+    return _GO_TYPES.get(type(value), type(value).__name__)
+
+
+_GO_TYPES = {
+    bool: "bool",
+    int: "float64",
+    float: "float64",
+    str: "string",
+    list: "[]interface {}",
+    dict: "map[string]interface {}",
+}
+
+
+def json_kind(value: object) -> str:
+    """How Go's UnmarshalTypeError names a JSON value ("number 1.5" for a
+    number that does not fit an integer)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, float):
+        return f"number {value!r}"
+    return _JSON_KINDS.get(type(value), "value")
+
+
+_JSON_KINDS = {int: "number", str: "string", list: "array", dict: "object"}
+
+
+def _typed(d: dict, key: str, default: object, ok: type, go_name: str) -> object:
+    """`d[key]` (Go key matching) if it has the type, `default` if absent or null."""
+    value = ci_get(d, key)
+    if value is None:
+        return default
+    if not isinstance(value, ok) or (ok is int and isinstance(value, bool)):
+        raise CNIError(
+            ERR_INVALID_NETWORK_CONFIG,
+            f'"{key}": cannot unmarshal {json_kind(value)} into Go value of type {go_name}',
+        )
+    return value
+
+
+def get_bool(d: dict, key: str, default: bool = False) -> bool:
+    """A boolean config key; the string "true" is an error, as in Go."""
+    return _typed(d, key, default, bool, "bool")  # type: ignore[return-value]
+
+
+def get_int(d: dict, key: str, default: int = 0) -> int:
+    """An integer config key; 1.5 or 1e3 are errors, as in Go."""
+    return _typed(d, key, default, int, "int")  # type: ignore[return-value]
+
+
+def get_str(d: dict, key: str, default: str = "") -> str:
+    """A string config key; a number is an error, as in Go."""
+    return _typed(d, key, default, str, "string")  # type: ignore[return-value]
+
+
+def get_list(d: dict, key: str, default: list | None = None) -> list | None:
+    """A list config key (items unchecked: their meaning is the caller's)."""
+    return _typed(d, key, default, list, "[]interface {}")  # type: ignore[return-value]
+
+
+def get_dict(d: dict, key: str, default: dict | None = None) -> dict | None:
+    """An object config key, such as `ipam` or `runtimeConfig`."""
+    return _typed(d, key, default, dict, "map[string]interface {}")  # type: ignore[return-value]
+
+
+def _parse_ip(text: str) -> tuple[str, int, int] | None:
+    """(canonical text, family, bit length of the literal) or None."""
+    import _socket  # the C module: `socket` would pull in enum and selectors
+
+    if not isinstance(text, str):
+        return None
+    try:
+        _socket.inet_pton(_socket.AF_INET, text)
+        # inet_pton accepts only the dotted quad without leading zeros,
+        # which is already Go's canonical form.
+        return text, 4, 32
+    except (OSError, ValueError):
+        pass
+    try:
+        raw = _socket.inet_pton(_socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return None
+    if raw[:12] == _V4_IN_V6:
+        # Go's net.IP treats IPv4-mapped addresses as IPv4 and prints them so.
+        return ".".join(str(b) for b in raw[12:]), 4, 128
+    return format_ip6(raw), 6, 128
+
+
+def go_ip(text: str) -> tuple[str, int]:
+    """(canonical text, family 4 or 6) of an IP as Go's net.ParseIP + String().
+
+    Raises ValueError with Go's message "invalid IP address: <text>".
+    """
+    parsed = _parse_ip(text)
+    if parsed is None:
+        raise ValueError(f"invalid IP address: {text}")
+    return parsed[0], parsed[1]
+
+
+def go_cidr(text: str) -> tuple[str, int, int]:
+    """(canonical host address, prefix length, family) of "ip/prefix" as CNI's
+    types.ParseCIDR + IPNet.String() give it: the host bits are kept.
+
+    Raises ValueError with Go's message "invalid CIDR address: <text>".
+    """
+    if isinstance(text, str):
+        addr, slash, prefix = text.partition("/")
+        digits = prefix.lstrip("0")
+        parsed = _parse_ip(addr) if slash else None
+        if (
+            parsed is not None
+            and prefix.isdigit()
+            and prefix.isascii()
+            and len(digits) <= 3
+            and int(digits or "0") <= parsed[2]
+        ):
+            ip, family, width = parsed
+            length = int(digits or "0")
+            if family == 4 and width == 128:
+                # Go keeps the last 32 bits of a v4-mapped mask.
+                length = max(0, length - 96)
+            return ip, length, family
+    raise ValueError(f"invalid CIDR address: {text}")

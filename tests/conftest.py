@@ -1,0 +1,104 @@
+"""Shared fixtures: a sandbox "host" netns, container netns, temp CNI dirs.
+
+Every kernel test runs with the test thread moved into a throwaway sandbox
+host namespace, so plugins it executes never touch the real host.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sandbox import Netns, entered, leaked_netns
+
+ROOT = Path(__file__).resolve().parent.parent
+GO_PLUGINS = Path("/usr/lib/cni")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kernel: needs root and network namespaces")
+
+
+@pytest.fixture
+def netns_factory() -> Iterator:
+    created: list[Netns] = []
+
+    def make(tag: str = "ct") -> Netns:
+        ns = Netns(tag)
+        created.append(ns)
+        return ns
+
+    yield make
+    for ns in reversed(created):
+        ns.close()
+
+
+@pytest.fixture
+def host_ns(netns_factory) -> Iterator[Netns]:
+    """A sandbox host netns that the test thread runs inside."""
+    ns = netns_factory("host")
+    with entered(ns):
+        yield ns
+
+
+@pytest.fixture
+def container_ns(netns_factory) -> Netns:
+    return netns_factory("ct")
+
+
+@pytest.fixture
+def cni_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    dirs = {k: tmp_path / k for k in ("conf", "cache", "data", "bin")}
+    for d in dirs.values():
+        d.mkdir()
+    monkeypatch.setenv("NETCONFPATH", str(dirs["conf"]))
+    return dirs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_namespaces() -> Iterator[None]:
+    yield
+    leaked = leaked_netns()
+    assert not leaked, f"tests leaked network namespaces: {sorted(leaked)}"
+
+
+def go_plugin(name: str) -> Path:
+    path = GO_PLUGINS / name
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"Go reference plugin {path} not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gocnitool(tmp_path_factory) -> Path:
+    """Our Go libcni driver (tests/interop/gocnitool), built once per session."""
+    import shutil
+    import subprocess
+
+    go = shutil.which("go") or "/usr/lib/go/bin/go"
+    if (
+        not os.access(go, os.X_OK)
+        or not Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni").is_dir()
+    ):
+        pytest.skip("Go toolchain or Debian's libcni sources (golang-github-appc-cni-dev) missing")
+    out = tmp_path_factory.mktemp("gocnitool") / "gocnitool"
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": "/usr/share/gocode",
+        "GOCACHE": str(out.parent / "cache"),
+        "GOFLAGS": "",
+    }
+    subprocess.run(
+        [go, "build", "-o", str(out), "."],
+        cwd=ROOT / "tests/interop/gocnitool",
+        env=env,
+        check=True,
+    )
+    return out

@@ -1,0 +1,213 @@
+"""A failed bridge ADD leaves nothing behind; config errors are code 7."""
+
+from __future__ import annotations
+
+import pytest
+from brtest import iptables_save, links, nft_ruleset, veths_on
+from sandbox import ip
+
+from pycni.kernel import ipmasq, spoofcheck
+
+
+def ok(outcome):
+    assert outcome.ok, outcome
+    return outcome.json
+
+
+def assert_nothing_left(net, ct, reservations=()):
+    assert "eth0" not in links(ct.name)
+    assert veths_on(net.brname) == []
+    assert [v for v in links() if v.startswith("veth")] == []
+    assert net.reservations() == sorted(reservations)
+    ruleset = nft_ruleset()
+    assert "masquerade comment" not in ruleset
+    assert "macspoofchk" not in ruleset
+    assert "CNI-" not in iptables_save() and "CNI-" not in iptables_save(v6=True)
+
+
+# --- failures halfway through ADD -------------------------------------------------------
+
+
+def test_ipam_exhausted(net, netns_factory):
+    conf = net.conf(subnets=("198.18.10.0/30",), isGateway=True, ipMasq=True, macspoofchk=True)
+    first = netns_factory()
+    ok(net.runner(first, container_id="ctr-first").add(conf))
+    second = netns_factory()
+    r = net.runner(second, container_id="ctr-second")
+    out = r.add(conf)
+    assert not out.ok
+    assert "no IP addresses available" in out.error["msg"]
+    assert "eth0" not in links(second.name)
+    assert len(veths_on(net.brname)) == 1
+    assert net.reservations() == ["198.18.10.2"]
+    assert spoofcheck.comment(spoofcheck.ref_id("ctr-second", "eth0")) not in nft_ruleset()
+    assert spoofcheck.comment(spoofcheck.ref_id("ctr-first", "eth0")) in nft_ruleset()
+    ok(net.runner(first, container_id="ctr-first").delete(conf))
+    assert_nothing_left(net, first)
+
+
+def test_interface_name_taken_in_container(net, netns_factory):
+    ct = netns_factory()
+    ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0", netns=ct.name)
+    out = net.runner(ct).add(net.conf(macspoofchk=True))
+    assert not out.ok
+    assert out.error["code"] == 999
+    assert out.error["msg"] == f"interface eth0 already exists in netns {ct.path}"
+    assert veths_on(net.brname) == []
+    assert net.reservations() == []
+    assert "macspoofchk" not in nft_ruleset()
+    assert links(ct.name)["eth0"]["linkinfo"]["info_kind"] == "veth"  # untouched
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_bridge_address_conflict_after_veth_and_ipam(net, netns_factory, backend):
+    ip("link", "add", net.brname, "type", "bridge")
+    ip("addr", "add", "198.18.99.1/24", "dev", net.brname)
+    ct = netns_factory()
+    conf = net.conf(isGateway=True, macspoofchk=True, ipMasq=True, ipMasqBackend=backend)
+    out = net.runner(ct).add(conf)
+    assert not out.ok
+    assert out.error["code"] == 999
+    assert (
+        f'"{net.brname}" already has an IP address different from 198.18.5.1/24' in out.error["msg"]
+    )
+    assert_nothing_left(net, ct)
+    assert ip("-4", "-o", "addr", "show", "dev", net.brname).count("198.18.99.1/24") == 1
+
+
+def test_missing_netns(net):
+    out = net.run("ADD", net.conf(), netns="/run/netns/pyc-not-there")
+    assert not out.ok
+    assert out.error["code"] == 8
+    assert "/run/netns/pyc-not-there" in out.error["msg"]
+    assert net.reservations() == []
+
+
+def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monkeypatch):
+    """In-process ADD with the last step (the bridge-port wait) failing: the
+    veth pair, the IPAM reservation, the masquerade rules of both families
+    and the spoof-check rules are all removed again."""
+    from pycni.plugins.main import bridge
+    from pycni.skel import CmdArgs
+    from pycni.spec.errors import CNIError
+
+    ct = netns_factory()
+    conf = net.conf(
+        subnets=("198.18.11.0/24", "fd00:18:11::/64"),
+        isGateway=True,
+        ipMasq=True,
+        ipMasqBackend="nftables",
+        macspoofchk=True,
+    )
+    import json
+
+    stdin = json.dumps(conf).encode()
+    env = {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "ctr-roll",
+        "CNI_NETNS": ct.path,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": net.cni_path[0],
+        "CNI_ARGS": "",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def broken(host, name):
+        assert "masquerade comment" in nft_ruleset()
+        assert "macspoofchk-ctr-roll-eth0" in nft_ruleset()
+        raise CNIError(999, "injected failure after everything was set up")
+
+    monkeypatch.setattr(bridge, "wait_port_up", broken)
+    args = CmdArgs.from_env(env, stdin)
+    with pytest.raises(CNIError, match="injected failure"):
+        bridge.cmd_add(args)
+    assert_nothing_left(net, ct)
+
+    # and the same with the iptables backend
+    conf["ipMasqBackend"] = "iptables"
+    args = CmdArgs.from_env(env, json.dumps(conf).encode())
+
+    def broken_ipt(host, name):
+        assert ipmasq.format_chain_name(net.name, "ctr-roll") in iptables_save()
+        assert ipmasq.format_chain_name(net.name, "ctr-roll") in iptables_save(v6=True)
+        raise CNIError(999, "injected failure after everything was set up")
+
+    monkeypatch.setattr(bridge, "wait_port_up", broken_ipt)
+    with pytest.raises(CNIError, match="injected failure"):
+        bridge.cmd_add(args)
+    assert_nothing_left(net, ct)
+
+
+# --- config errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"hairpinMode": True, "promiscMode": True},
+            "cannot set hairpin mode and promiscuous mode at the same time",
+        ),
+        (
+            {"disableContainerInterface": True},
+            "cannot use IPAM when DisableContainerInterface flag is set",
+        ),
+        ({"vlan": 4095}, "invalid VLAN ID 4095 (must be between 0 and 4094)"),
+        ({"vlan": -1}, "invalid VLAN ID -1 (must be between 0 and 4094)"),
+        ({"isGateway": "true"}, '"isGateway": cannot unmarshal string into Go value of type bool'),
+        ({"mtu": "1500"}, '"mtu": cannot unmarshal string into Go value of type int'),
+        ({"mtu": 1500.5}, '"mtu": cannot unmarshal number 1500.5 into Go value of type int'),
+        ({"mtu": -5}, 'invalid "mtu" -5'),
+        ({"bridge": "name-that-is-too-long"}, "invalid \"bridge\" 'name-that-is-too-long'"),
+        ({"bridge": ""}, "invalid \"bridge\" ''"),
+        ({"ipMasqBackend": "ebtables"}, "invalid \"ipMasqBackend\" 'ebtables'"),
+        (
+            {"runtimeConfig": {"mac": "not-a-mac"}},
+            "invalid MAC address 'not-a-mac' (from runtimeConfig.mac)",
+        ),
+        (
+            {"args": {"cni": {"mac": "c2:11:22:33:44"}}},
+            "invalid MAC address 'c2:11:22:33:44' (from args.cni.mac)",
+        ),
+        (
+            {"vlanTrunk": [{"minID": 5}]},
+            "minID and maxID should be configured simultaneously, maxID is missing",
+        ),
+        (
+            {"vlanTrunk": "1-5"},
+            '"vlanTrunk": cannot unmarshal string into Go value of type []interface {}',
+        ),
+    ],
+)
+def test_config_errors_are_code_7_and_touch_nothing(net, netns_factory, keys, message):
+    ct = netns_factory()
+    out = net.runner(ct).add(net.conf(**keys))
+    assert not out.ok
+    assert out.error["code"] == 7, out.error
+    assert message in out.error["msg"], out.error
+    assert net.brname not in links()
+    assert net.reservations() == []
+
+
+def test_unknown_cni_args_are_code_4(net, netns_factory):
+    out = net.runner(netns_factory()).add(net.conf(), args="FOO=bar")
+    assert not out.ok
+    assert out.error["code"] == 4
+    assert "unknown args" in out.error["msg"]
+
+
+def test_ignore_unknown_cni_args(net, netns_factory):
+    out = net.runner(netns_factory()).add(net.conf(l2=True), args="IgnoreUnknown=1;K8S_POD=x")
+    assert out.ok, out
+
+
+def test_del_succeeds_with_add_only_config_errors(net, netns_factory):
+    """As in the reference, DEL does not re-check what only ADD uses."""
+    out = net.runner(netns_factory()).delete(net.conf(hairpinMode=True, promiscMode=True))
+    assert out.ok, out
+
+
+def test_del_config_errors_are_reported(net, netns_factory):
+    out = net.runner(netns_factory()).delete(net.conf(hairpinMode="yes"))
+    assert not out.ok and out.error["code"] == 7
