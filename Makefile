@@ -4,7 +4,7 @@
 PYTHON ?= /usr/bin/python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev
+DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time
 STAMP  := $(VENV)/.installed
 
 .PHONY: test demo lint bench deps venv clean

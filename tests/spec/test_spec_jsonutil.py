@@ -241,3 +241,47 @@ def test_go_cidr_rejects(text) -> None:
     with pytest.raises(ValueError) as info:
         go_cidr(text)
     assert str(info.value) == f"invalid CIDR address: {text}"
+
+
+def test_go_loads_errors_without_the_json_package_loaded():
+    """The C scanner needs json.decoder for some errors; a fresh process has none."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pycni.spec.jsonutil import go_loads\n"
+        "for bad in (b'{not json', b'[1,', b'{\"a\" 1}', b'\"\\\\x\"'):\n"
+        "    try:\n        go_loads(bad)\n    except ValueError as e:\n        print(e)\n"
+        "import sys; print('json' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Expecting property name enclosed in double quotes")
+    assert len(lines) == 5
+
+
+def test_go_loads_does_not_import_json_on_success():
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    import pycni
+
+    src = str(Path(pycni.__file__).resolve().parent.parent)
+    code = (
+        f"import sys\nsys.path.insert(0, {src!r})\n"
+        "from pycni.spec.jsonutil import go_loads, go_dumps\n"
+        'go_dumps(go_loads(b\'{"a": [1, 2.5, null, true, "x"]}\'))\n'
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": ""},
+        cwd="/",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

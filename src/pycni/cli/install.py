@@ -18,19 +18,11 @@ import sys
 from pathlib import Path
 
 from pycni.plugins import PLUGINS
+from pycni.plugins.launcher import MARKER, render
 from pycni.spec.errors import CNIError
 
 LIB_DIR = ".pycni"
 MANIFEST = "MANIFEST"
-MARKER = "# pycni launcher"
-
-LAUNCHER = """#!{python} -IS
-{marker}: {type} (written by `pycni install`, removed by `pycni uninstall`)
-import sys
-sys.path.insert(0, {lib!r})
-from {module} import main
-main()
-"""
 
 
 def host_python() -> str:
@@ -113,9 +105,7 @@ def _compile(python: str, lib: Path) -> None:
 
 def _write_launcher(path: Path, python: str, plugin_type: str, module: str, lib: Path) -> None:
     tmp = path.with_name(f".{path.name}.pycni-tmp")
-    tmp.write_text(
-        LAUNCHER.format(python=python, marker=MARKER, type=plugin_type, lib=str(lib), module=module)
-    )
+    tmp.write_text(render(python, plugin_type, module, str(lib)))
     tmp.chmod(0o755)
     tmp.replace(path)  # atomic: a runtime never execs a half-written file
 

@@ -96,9 +96,9 @@ def run(script: str, op: str = "nft transaction") -> None:
 
 def run_json(commands: list, op: str = "nft transaction") -> None:
     """Apply a JSON command list as one atomic transaction (`nft -j -f -`)."""
-    import json
+    from pycni.spec.jsonutil import go_dumps
 
-    _run([NFT, "-j", "-f", "-"], json.dumps({"nftables": commands}).encode(), op)
+    _run([NFT, "-j", "-f", "-"], go_dumps({"nftables": commands}, indent=False).encode(), op)
 
 
 def list_json(*what: str, op: str = "") -> list:
@@ -106,11 +106,11 @@ def list_json(*what: str, op: str = "") -> list:
 
     Raises NftError (check `.not_found`) when the object does not exist.
     """
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     out = _run([NFT, "-j", "list", *what], None, op or "list " + " ".join(what))
     try:
-        doc = json.loads(out or b"{}")
+        doc = go_loads(out or b"{}")
     except ValueError as err:
         raise NftError(op or "nft list", 0, f"cannot decode nft JSON output: {err}")
     items = doc.get("nftables", []) if isinstance(doc, dict) else []

@@ -159,14 +159,14 @@ class CNIConfig:
             )
 
     def _cached_config(self, name: str, rt: RuntimeConf) -> tuple[bytes | None, RuntimeConf | None]:
-        import json
+        from pycni.spec.jsonutil import go_loads
 
         path = cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
         data = cache.read(path)
         if data is None:
             return None, None
         try:
-            doc = json.loads(data)
+            doc = go_loads(data)
             if not isinstance(doc, dict):
                 raise ValueError(
                     "json: cannot unmarshal non-object into Go value of type libcni.cachedInfo"
@@ -558,7 +558,7 @@ def _request(builder, *args, **kwargs) -> bytes:
     if isinstance(out, str):
         return out.encode()
     if isinstance(out, dict):
-        import json
+        from pycni.spec.jsonutil import go_dumps
 
-        return json.dumps(out).encode()
+        return go_dumps(out, indent=False).encode()
     return bytes(out)

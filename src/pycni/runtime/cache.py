@@ -147,10 +147,10 @@ def decode(data: bytes) -> dict | None:
     cniArgs (list of (k, v) tuples or None), capabilityArgs (dict or None),
     result (dict or None). Go matches the keys case-insensitively; so do we.
     """
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     try:
-        doc = json.loads(data)
+        doc = go_loads(data)
     except ValueError:
         return None
     if not isinstance(doc, dict):

@@ -206,10 +206,10 @@ def plugin_error(exit_desc: str, stdout: bytes, stderr: bytes) -> CNIError:
         if not stderr:
             return CNIError(ERR_UNKNOWN, f"netplugin failed with no error message: {exit_desc}")
         return CNIError(ERR_UNKNOWN, f"netplugin failed: {go_quote(stderr)}: {exit_desc}")
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     try:
-        doc = json.loads(stdout)
+        doc = go_loads(stdout)
         if doc is None:
             doc = {}
         if not isinstance(doc, dict):
@@ -246,11 +246,11 @@ def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
     A result with a non-empty string `cniVersion` keeps it; otherwise it is
     taken to be in the config's version (issue #895).
     """
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     conf_version = config_version(netconf)
     try:
-        raw = json.loads(stdout)
+        raw = go_loads(stdout)
     except ValueError as err:
         text = stdout.decode("utf-8", "replace")
         raise UntypedError(f"failed to unmarshal raw result: {err} result {text}")
@@ -271,10 +271,10 @@ def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
 
 def config_version(netconf: bytes) -> str:
     """Go's version.ConfigDecoder: the `cniVersion` of a config, "" meaning 0.1.0."""
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     try:
-        doc = json.loads(netconf)
+        doc = go_loads(netconf)
         version = doc.get("cniVersion") if isinstance(doc, dict) else None
         if version is not None and not isinstance(version, str):
             raise ValueError(

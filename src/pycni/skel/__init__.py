@@ -142,10 +142,10 @@ def _parse_attachments(key: str, value: object) -> list[tuple[str, str]]:
 
 
 def decode_config(data: bytes) -> dict:
-    import json
+    from pycni.spec.jsonutil import go_loads
 
     try:
-        conf = json.loads(data)
+        conf = go_loads(data)
     except ValueError as err:
         raise CNIError(errors.ERR_DECODING_FAILURE, f"error unmarshall network config: {err}")
     if not isinstance(conf, dict):

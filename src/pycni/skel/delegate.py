@@ -22,20 +22,45 @@ def _run(command: str, plugin_type: str, stdin_data: bytes, environ: dict | None
     env["CNI_COMMAND"] = command
     paths = [p for p in env.get("CNI_PATH", "").split(os.pathsep) if p]
     plugin = invoke.find_in_path(plugin_type, paths)
+    from pycni.plugins.launcher import in_process_module
+
+    module = in_process_module(plugin)
+    if module is not None:
+        return _run_in_process(module, stdin_data, env)
     return invoke.exec_plugin(plugin, stdin_data, env)
+
+
+def _run_in_process(module: str, stdin_data: bytes, env: dict) -> bytes:
+    """Run a pycni plugin of this installation as its exec would, minus the exec.
+
+    It gets the same environment, stdin and skel boundary, and its output is
+    judged exactly as a child process's output would be.
+    """
+    import io
+    import sys
+
+    from pycni.runtime import invoke
+    from pycni.skel import run
+
+    handlers = __import__(module, fromlist=["HANDLERS"]).HANDLERS
+    out = io.StringIO()
+    code = run(env, io.BytesIO(stdin_data), out, sys.stderr, **handlers)
+    data = out.getvalue().encode()
+    if code != 0:
+        raise invoke.plugin_error(f"exit status {code}", data, b"")
+    return data
 
 
 def delegate_add(plugin_type: str, stdin_data: bytes, environ: dict | None = None) -> Result:
     """ADD through the delegate; if it fails, DEL it so it holds nothing."""
-    import json
-
+    from pycni.spec.jsonutil import go_loads
     from pycni.spec.result import Result
 
     try:
         out = _run("ADD", plugin_type, stdin_data, environ)
-        raw = json.loads(out or b"{}") or {}
+        raw = go_loads(out or b"{}") or {}
         if not raw.get("cniVersion"):  # libcni's fixupResultVersion
-            raw["cniVersion"] = json.loads(stdin_data).get("cniVersion") or "0.1.0"
+            raw["cniVersion"] = go_loads(stdin_data).get("cniVersion") or "0.1.0"
         result = Result.from_dict(raw)
     except (ValueError, AttributeError, CNIError) as err:
         delegate_del(plugin_type, stdin_data, environ, best_effort=True)

@@ -541,19 +541,21 @@ def cmd_status(args: CmdArgs) -> None:
         delegate_status(n.ipam_type, args.stdin_data)
 
 
+# What skel needs to run this plugin (all spec versions: skel's default).
+HANDLERS = {
+    "add": cmd_add,
+    "delete": cmd_del,
+    "check": cmd_check,
+    "gc": cmd_gc,
+    "status": cmd_status,
+    "about": "CNI bridge plugin (pycni)",
+}
+
+
 def main() -> None:
     from pycni.skel import plugin_main
-    from pycni.spec import version
 
-    plugin_main(
-        add=cmd_add,
-        delete=cmd_del,
-        check=cmd_check,
-        gc=cmd_gc,
-        status=cmd_status,
-        supported=version.ALL,
-        about="CNI bridge plugin (pycni)",
-    )
+    plugin_main(**HANDLERS)
 
 
 if __name__ == "__main__":

@@ -100,17 +100,19 @@ def cmd_check(args: CmdArgs) -> None:
         raise CNIError(ERR_INTERNAL, "loopback interface is down", f"in netns {args.netns}")
 
 
+# What skel needs to run this plugin (all spec versions: skel's default).
+HANDLERS = {
+    "add": cmd_add,
+    "delete": cmd_del,
+    "check": cmd_check,
+    "about": "CNI loopback plugin (pycni)",
+}
+
+
 def main() -> None:
     from pycni.skel import plugin_main
-    from pycni.spec import version
 
-    plugin_main(
-        add=cmd_add,
-        delete=cmd_del,
-        check=cmd_check,
-        supported=version.ALL,
-        about="CNI loopback plugin (pycni)",
-    )
+    plugin_main(**HANDLERS)
 
 
 if __name__ == "__main__":

@@ -223,9 +223,18 @@ def cmd_status(args: CmdArgs) -> None:
             )
 
 
+# What skel needs to run this plugin, here or in-process from a delegating plugin.
+HANDLERS = {
+    "add": cmd_add,
+    "delete": cmd_del,
+    "check": cmd_check,
+    "gc": cmd_gc,
+    "status": cmd_status,
+    "about": ABOUT,
+}
+
+
 def main() -> None:
     from pycni.skel import plugin_main
 
-    plugin_main(
-        add=cmd_add, delete=cmd_del, check=cmd_check, gc=cmd_gc, status=cmd_status, about=ABOUT
-    )
+    plugin_main(**HANDLERS)

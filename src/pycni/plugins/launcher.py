@@ -1,0 +1,71 @@
+"""The launcher scripts `pycni install` writes, and recognising them again.
+
+A launcher runs one plugin module of a private pycni copy on the host's real
+python3. When a pycni plugin delegates to another pycni plugin (bridge to
+host-local) and CNI_PATH resolves to a launcher of this very installation,
+the delegate can run in-process: the same code on the same interpreter, but
+without a second interpreter start-up on every container ADD.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+MARKER = "# pycni launcher"
+
+TEMPLATE = """#!{python} -IS
+{marker}: {type} (written by `pycni install`, removed by `pycni uninstall`)
+import sys
+sys.path.insert(0, {lib!r})
+from {module} import main
+main()
+"""
+
+
+def render(python: str, plugin_type: str, module: str, lib: str) -> str:
+    return TEMPLATE.format(python=python, marker=MARKER, type=plugin_type, lib=lib, module=module)
+
+
+def parse(head: bytes) -> tuple[str, str, str] | None:
+    """(python, lib dir, module) of a launcher's text, None if it is not one."""
+    lines = head.decode("utf-8", "replace").split("\n")
+    if len(lines) < 6 or not lines[1].startswith(MARKER):
+        return None
+    shebang, insert, import_line = lines[0], lines[3], lines[4]
+    if not (shebang.startswith("#!") and shebang.endswith(" -IS")):
+        return None
+    prefix, suffix = "sys.path.insert(0, '", "')"
+    if not (insert.startswith(prefix) and insert.endswith(suffix)):
+        return None
+    lib = insert[len(prefix) : -len(suffix)]
+    if "'" in lib or "\\" in lib:  # repr escaped something: not ours to guess
+        return None
+    words = import_line.split()
+    if len(words) != 4 or words[0] != "from" or words[2:] != ["import", "main"]:
+        return None
+    return shebang[2:-4], lib, words[1]
+
+
+def in_process_module(path: str) -> str | None:
+    """The plugin module to run in-process for the executable at `path`, if it
+    is a launcher of this installation on this interpreter; else None."""
+    try:
+        with open(path, "rb") as f:
+            parsed = parse(f.read(1024))
+    except OSError:
+        return None
+    if parsed is None:
+        return None
+    python, lib, module = parsed
+    from pycni.plugins import PLUGINS
+
+    own_lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    own_lib = os.path.dirname(own_lib)
+    if module not in PLUGINS.values():
+        return None
+    if os.path.realpath(lib) != os.path.realpath(own_lib):
+        return None
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return None
+    return module
