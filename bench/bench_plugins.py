@@ -183,9 +183,9 @@ def peak_memory(bench: Bench) -> dict:
             "CNI_PATH": str(bench.bins[impl]),
         }
         for plugin, command in (
-            ("bridge", "ADD"),
             ("host-local", "ADD"),
             ("host-local", "DEL"),
+            ("bridge", "ADD"),
             ("bridge", "DEL"),
         ):
             proc = subprocess.run(

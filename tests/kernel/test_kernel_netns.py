@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -193,3 +194,26 @@ print("ok")
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_setns_failure_reports_errno(tmp_path):
+    regular = tmp_path / "not-a-netns"
+    regular.write_text("")
+    fd = os.open(regular, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as err:
+            netns.setns(fd)
+        assert err.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)
+
+
+def test_entering_a_netns_does_not_import_ctypes(host_ns, container_ns):
+    code = (
+        "import sys\nfrom pycni.kernel import netns\n"
+        f"with netns.enter({container_ns.path!r}):\n    pass\n"
+        "print('ctypes' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -264,7 +264,6 @@ def test_go_loads_errors_without_the_json_package_loaded():
 def test_go_loads_does_not_import_json_on_success():
     import subprocess
     import sys
-
     from pathlib import Path
 
     import pycni

@@ -39,11 +39,23 @@ def _libc_call(name: str, *args) -> int:
     return ret
 
 
+_setns_addr = 0
+
+
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
     fn = getattr(os, "setns", None)
     if fn is not None:  # Python 3.12+
         fn(fd, nstype)
-    else:
+        return
+    # Python 3.11: call libc's setns through the C `_ctypes` module; the
+    # `ctypes` package costs 3 ms to import on every plugin exec. Only a
+    # failure (rare) pays for it, to read errno.
+    global _setns_addr
+    import _ctypes
+
+    if not _setns_addr:
+        _setns_addr = _ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), "setns")
+    if _ctypes.call_function(_setns_addr, (fd, nstype)) != 0:
         _libc_call("setns", fd, nstype)
 
 
