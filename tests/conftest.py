@@ -18,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sandbox import Netns, entered, leaked_netns
 
 ROOT = Path(__file__).resolve().parent.parent
-GO_PLUGINS = Path("/usr/lib/cni")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,18 +60,23 @@ def cni_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     return dirs
 
 
+def _host_links() -> set[str]:
+    import json
+    import subprocess
+
+    out = subprocess.run(["ip", "-json", "link", "show"], capture_output=True, text=True)
+    return {link["ifname"] for link in json.loads(out.stdout or "[]")}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_namespaces() -> Iterator[None]:
+    """The real host keeps its links, and no sandbox namespace outlives the run."""
+    host_before = _host_links()
     yield
+    added = _host_links() - host_before
+    assert not added, f"tests created links in the real host namespace: {sorted(added)}"
     leaked = leaked_netns()
     assert not leaked, f"tests leaked network namespaces: {sorted(leaked)}"
-
-
-def go_plugin(name: str) -> Path:
-    path = GO_PLUGINS / name
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"Go reference plugin {path} not installed")
-    return path
 
 
 @pytest.fixture(scope="session")

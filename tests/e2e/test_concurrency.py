@@ -9,6 +9,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from cni_helpers import bridge_conflist, reservations
 from sandbox import ip_json
 
 from pycni.cli.install import install
@@ -19,39 +20,11 @@ N = 50
 
 def make_network(dirs, bridge: str, subnet: str):
     (dirs["conf"] / "c.conflist").write_text(
-        json.dumps(
-            {
-                "cniVersion": "1.1.0",
-                "name": "crowd",
-                "plugins": [
-                    {
-                        "type": "bridge",
-                        "bridge": bridge,
-                        "isGateway": True,
-                        "ipam": {
-                            "type": "host-local",
-                            "dataDir": str(dirs["data"]),
-                            "ranges": [[{"subnet": subnet}]],
-                        },
-                    }
-                ],
-            }
-        )
+        json.dumps(bridge_conflist("crowd", bridge, subnet, dirs["data"]))
     )
     install(dirs["bin"])
     cni = CNIConfig(path=[str(dirs["bin"])], cache_dir=str(dirs["cache"]), timeout=120)
     return cni, load_network_conf(str(dirs["conf"]), "crowd")
-
-
-def reservations(dirs) -> list[str]:
-    store = dirs["data"] / "crowd"
-    if not store.exists():
-        return []
-    return sorted(
-        p.name
-        for p in store.iterdir()
-        if p.name != "lock" and not p.name.startswith("last_reserved")
-    )
 
 
 def bridge_ports(bridge: str) -> list[str]:
@@ -70,11 +43,11 @@ def test_fifty_concurrent_adds_then_dels(host_ns, netns_factory, cni_dirs):
         results = list(pool.map(lambda rt: cni.add_network_list(net, rt), rts))
     addresses = [r.ips[0].address for r in results]
     assert len(set(addresses)) == N
-    assert len(reservations(cni_dirs)) == N
+    assert len(reservations(cni_dirs["data"], "crowd")) == N
     assert len(bridge_ports("pyccrowd0")) == N
     with ThreadPoolExecutor(max_workers=N) as pool:
         list(pool.map(lambda rt: cni.del_network_list(net, rt), rts))
-    assert reservations(cni_dirs) == []
+    assert reservations(cni_dirs["data"], "crowd") == []
     assert bridge_ports("pyccrowd0") == []
     assert not list((cni_dirs["cache"] / "results").iterdir())
 
@@ -107,10 +80,10 @@ def test_bridge_killed_mid_add_is_cleaned_by_del(host_ns, container_ns, cni_dirs
         time.sleep(delay_ms / 1000)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        left_state += bool(reservations(cni_dirs) or bridge_ports("pyckill0"))
+        left_state += bool(reservations(cni_dirs["data"], "crowd") or bridge_ports("pyckill0"))
         # The runtime's answer to a failed ADD: DEL (spec: DEL follows a failed ADD).
         cni.del_network_list(net, RuntimeConf("killed", container_ns.path, "eth0"))
-        assert reservations(cni_dirs) == [], f"IP left after kill at {delay_ms} ms"
+        assert reservations(cni_dirs["data"], "crowd") == [], f"IP left after kill at {delay_ms} ms"
         assert bridge_ports("pyckill0") == [], f"veth left after kill at {delay_ms} ms"
         links = [x["ifname"] for x in ip_json("link", netns=container_ns.name)]
         assert links == ["lo"], f"container link left after kill at {delay_ms} ms"

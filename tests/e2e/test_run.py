@@ -8,27 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from cni_helpers import bridge_conflist, reservations
 
 from pycni.cli.install import install
-
-
-def bridge_net(name: str, bridge: str, subnet: str, data_dir) -> dict:
-    return {
-        "cniVersion": "1.1.0",
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": str(data_dir),
-                    "ranges": [[{"subnet": subnet}]],
-                },
-            }
-        ],
-    }
 
 
 @pytest.fixture
@@ -39,7 +21,7 @@ def run_env(host_ns, cni_dirs):
         ("back", "pycbk0", "198.18.21.0/24"),
     ):
         (cni_dirs["conf"] / f"{name}.conflist").write_text(
-            json.dumps(bridge_net(name, bridge, subnet, cni_dirs["data"]))
+            json.dumps(bridge_conflist(name, bridge, subnet, cni_dirs["data"]))
         )
     env = {**os.environ, "NETCONFPATH": str(cni_dirs["conf"]), "CNI_PATH": str(cni_dirs["bin"])}
     return env, cni_dirs
@@ -55,15 +37,6 @@ def pycni_run(env, dirs, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def reservations(dirs, net: str) -> list[str]:
-    store = dirs["data"] / net
-    return [
-        p.name
-        for p in store.iterdir()
-        if p.name != "lock" and not p.name.startswith("last_reserved")
-    ]
-
-
 def test_run_attaches_networks_and_cleans_up(run_env):
     env, dirs = run_env
     before = set(os.listdir("/run/netns"))
@@ -75,7 +48,7 @@ def test_run_attaches_networks_and_cleans_up(run_env):
     assert links["net1"]["addr_info"][0]["local"].startswith("198.18.21.")
     assert "UP" in links["lo"]["flags"]
     assert set(os.listdir("/run/netns")) <= before
-    assert reservations(dirs, "front") == [] and reservations(dirs, "back") == []
+    assert reservations(dirs["data"], "front") == [] and reservations(dirs["data"], "back") == []
     assert not list((dirs["cache"] / "results").iterdir())
 
 
@@ -83,7 +56,7 @@ def test_run_returns_the_command_exit_status(run_env):
     env, dirs = run_env
     proc = pycni_run(env, dirs, "--net", "front", "--", "sh", "-c", "exit 7")
     assert proc.returncode == 7
-    assert reservations(dirs, "front") == []
+    assert reservations(dirs["data"], "front") == []
 
 
 def test_run_with_unknown_network_fails_cleanly(run_env):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cni_helpers import bridge_conflist, reservations
 from sandbox import ip_json
 
 from pycni.cli.install import LIB_DIR, install, uninstall
@@ -79,27 +80,10 @@ def installed(cni_dirs):
 
 
 def write_conflist(conf_dir: Path, data_dir: Path, bridge: str) -> None:
-    (conf_dir / "10-br.conflist").write_text(
-        json.dumps(
-            {
-                "cniVersion": "1.0.0",
-                "name": "gonet",
-                "plugins": [
-                    {
-                        "type": "bridge",
-                        "bridge": bridge,
-                        "isGateway": True,
-                        "ipam": {
-                            "type": "host-local",
-                            "dataDir": str(data_dir),
-                            "ranges": [[{"subnet": "198.18.7.0/24"}]],
-                            "routes": [{"dst": "0.0.0.0/0"}],
-                        },
-                    }
-                ],
-            }
-        )
+    conf = bridge_conflist(
+        "gonet", bridge, "198.18.7.0/24", data_dir, "1.0.0", routes=[{"dst": "0.0.0.0/0"}]
     )
+    (conf_dir / "10-br.conflist").write_text(json.dumps(conf))
     (conf_dir / "20-lo.conflist").write_text(
         json.dumps({"cniVersion": "1.0.0", "name": "lonet", "plugins": [{"type": "loopback"}]})
     )
@@ -155,12 +139,7 @@ def test_go_libcni_runs_installed_pycni_plugins(
     lo = gocni(gocnitool, "del", "lonet", container_ns.path, installed, cni_dirs, "lo")
     assert lo.returncode == 0, lo.stderr
     assert [a["ifname"] for a in ip_json("link", netns=container_ns.name)] == ["lo"]
-    left = [
-        p.name
-        for p in (cni_dirs["data"] / "gonet").iterdir()
-        if p.name != "lock" and not p.name.startswith("last_reserved")
-    ]
-    assert left == []
+    assert reservations(cni_dirs["data"], "gonet") == []
 
 
 def test_pycni_cache_is_read_by_go_libcni(host_ns, container_ns, installed, cni_dirs, gocnitool):

@@ -40,3 +40,36 @@ print(",".join(bad))
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == "", f"heavy modules imported: {proc.stdout.strip()}"
+
+
+def test_netlink_imports_operation_modules_on_first_use():
+    src = os.path.dirname(os.path.dirname(pycni.__file__))
+    code = f"""
+import sys
+sys.path.insert(0, {src!r})
+from pycni.kernel.netlink import RtNetlink
+ops = ("link", "addr", "route", "neigh", "rule", "bridge")
+print(",".join(m for m in ops if "pycni.kernel." + m in sys.modules))
+print(hasattr(RtNetlink._with_socket(None), "route_add"))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split("\n")[:2] == ["", "True"]
+
+
+def test_netlink_methods_are_the_module_functions():
+    from pycni.kernel import addr, bridge, link, neigh, route, rule
+    from pycni.kernel.netlink import RtNetlink
+
+    expected = {"wait_dad": addr.wait_dad}
+    for mod in (link, addr, route, neigh, rule):
+        prefix = mod.__name__.rpartition(".")[2] + "_"
+        expected.update((n, getattr(mod, n)) for n in vars(RtNetlink) if n.startswith(prefix))
+    for n in ("port_set", "vlan_add", "vlan_del", "vlan_list"):
+        expected["bridge_" + n] = getattr(bridge, n)
+    assert len(expected) == 26
+    nl = RtNetlink._with_socket(None)
+    for name, fn in expected.items():
+        assert name in dir(nl)
+        assert getattr(nl, name).__func__ is fn

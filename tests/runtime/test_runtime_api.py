@@ -643,81 +643,50 @@ def _wait_for(path, timeout=10.0):
         time.sleep(0.01)
 
 
-def test_gc_excludes_add_and_del(cni, plugin_log, tmp_path):
-    """An ADD that arrives while GC runs waits for GC to finish."""
+def _held_net(plugin_log, tmp_path):
+    """A network whose plugin writes `started` and then waits for `go` to exist."""
     go = tmp_path / "go"
     started = tmp_path / "pid"
-    net = make_net(
-        "net",
-        [
-            plugin(
-                "testplugin", "a", plugin_log, test={"pidfile": str(started), "wait_for": str(go)}
-            )
-        ],
-    )
-    gc = threading.Thread(target=cni.gc_network_list, args=(net, []))
-    gc.start()
-    try:
-        _wait_for(started)  # the GC plugin runs and holds the GC lock
-        add = threading.Thread(
+    test = {"pidfile": str(started), "wait_for": str(go)}
+    return make_net("net", [plugin("testplugin", "a", plugin_log, test=test)]), started, go
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "valid"),
+    [
+        pytest.param("GC", "ADD", [], id="gc-excludes-add"),
+        # a GC after the ADD keeps its attachment, so the log holds no DEL
+        pytest.param("ADD", "GC", [("c1", "eth0")], id="add-delays-gc"),
+    ],
+)
+def test_gc_and_add_exclude_each_other(cni, plugin_log, tmp_path, first, second, valid):
+    """An operation that arrives while the other runs waits for it to finish."""
+    net, started, go = _held_net(plugin_log, tmp_path)
+    threads = {
+        "GC": threading.Thread(target=cni.gc_network_list, args=(net, valid)),
+        "ADD": threading.Thread(
             target=cni.add_network_list, args=(net, RuntimeConf("c1", "/x", "eth0"))
-        )
-        add.start()
-        time.sleep(0.5)
-        assert cmds(plugin_log) == []  # neither has finished, ADD has not even started
-        started.unlink()
-        go.write_text("")
-        gc.join(10)
-        add.join(10)
-    finally:
-        go.write_text("")
-        gc.join()
-    log = read_log(plugin_log)
-    assert [e["cmd"] for e in log] == ["GC", "ADD"]
-    assert log[1]["t0"] >= log[0]["t1"]
-
-
-def test_add_in_progress_delays_gc(cni, plugin_log, tmp_path):
-    go = tmp_path / "go"
-    started = tmp_path / "pid"
-    net = make_net(
-        "net",
-        [
-            plugin(
-                "testplugin", "a", plugin_log, test={"pidfile": str(started), "wait_for": str(go)}
-            )
-        ],
-    )
-    add = threading.Thread(target=cni.add_network_list, args=(net, RuntimeConf("c1", "/x", "eth0")))
-    add.start()
+        ),
+    }
+    threads[first].start()
     try:
-        _wait_for(started)
-        gc = threading.Thread(target=cni.gc_network_list, args=(net, [("c1", "eth0")]))
-        gc.start()
+        _wait_for(started)  # the first operation's plugin runs and holds its lock
+        threads[second].start()
         time.sleep(0.5)
-        assert cmds(plugin_log) == []
+        assert cmds(plugin_log) == []  # neither has finished, the second has not even started
         go.write_text("")
-        add.join(10)
-        gc.join(10)
+        threads[first].join(10)
+        threads[second].join(10)
     finally:
         go.write_text("")
-        add.join()
+        threads[first].join()
     log = read_log(plugin_log)
-    assert [e["cmd"] for e in log] == ["ADD", "GC"]
+    assert [e["cmd"] for e in log] == [first, second]
     assert log[1]["t0"] >= log[0]["t1"]
 
 
 def test_operations_on_one_container_are_serialized(cni, plugin_log, tmp_path):
-    go = tmp_path / "go"
-    started = tmp_path / "pid"
-    net = make_net(
-        "net",
-        [
-            plugin(
-                "testplugin", "a", plugin_log, test={"pidfile": str(started), "wait_for": str(go)}
-            )
-        ],
-    )
+    net, started, go = _held_net(plugin_log, tmp_path)
     first = threading.Thread(
         target=cni.add_network_list, args=(net, RuntimeConf("c1", "/x", "eth0"))
     )

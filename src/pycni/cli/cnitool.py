@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pycni.cli.main import UsageError, options, take_option
+from pycni.cli.main import UsageError, cni_path, parse_args
 
 DEFAULT_NET_DIR = "/etc/cni/net.d"
 
@@ -55,22 +55,7 @@ def status(args: list[str]) -> int:
 
 def run(command: str, args: list[str]) -> int:
     """One cnitool verb with the arguments after its name."""
-    opts = options()
-    positional: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        used = take_option(opts, args, i)
-        if used:
-            i += used
-            continue
-        if arg == "--":
-            positional += args[i + 1 :]
-            break
-        if arg.startswith("-") and arg != "-":
-            raise UsageError(f"unknown flag: {arg}")
-        positional.append(arg)
-        i += 1
+    opts, positional, _ = parse_args(args, dash_dash=True)
     if len(positional) < 2:
         raise UsageError(f"requires at least 2 arg(s), only received {len(positional)}")
     net_name, netns = positional[0], positional[1]
@@ -95,12 +80,7 @@ def run(command: str, args: list[str]) -> int:
 
     ifname = opts.ifname or os.environ.get("CNI_IFNAME") or "eth0"
     netns = os.path.abspath(netns)
-    cni_path = os.environ.get("CNI_PATH", "")
-    cni = CNIConfig(
-        cni_path.split(os.pathsep) if cni_path else [],
-        cache_dir=opts.cache_dir,
-        timeout=opts.timeout,
-    )
+    cni = CNIConfig(cni_path(), cache_dir=opts.cache_dir, timeout=opts.timeout)
     rt = RuntimeConf(container_id(netns), netns, ifname, cni_args, capability_args)
 
     if command == "add":

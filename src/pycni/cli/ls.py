@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pycni.cli.main import UsageError, options, take_option
+from pycni.cli.main import UsageError, cni_path, parse_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,32 +27,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def main(args: list[str]) -> int:
-    opts = options()
-    as_json = False
-    validate = False
-    positional = []
-    i = 0
-    while i < len(args):
-        used = take_option(opts, args, i)
-        if used:
-            i += used
-            continue
-        arg = args[i]
-        if arg == "--json":
-            as_json = True
-        elif arg == "--validate":
-            validate = True
-        elif arg.startswith("-") and arg != "-":
-            raise UsageError(f"unknown flag: {arg}")
-        else:
-            positional.append(arg)
-        i += 1
+    opts, positional, given = parse_args(args, ("--json", "--validate"))
+    as_json = "--json" in given
     if len(positional) > 1:
         raise UsageError("expected at most one DIR")
     from pycni.runtime.loader import DEFAULT_CONF_DIR, load_all_networks
 
     directory = positional[0] if positional else (os.environ.get("NETCONFPATH") or DEFAULT_CONF_DIR)
-    rows = describe(load_all_networks(directory), validate, opts)
+    rows = describe(load_all_networks(directory), "--validate" in given, opts)
     if as_json:
         import json
 
@@ -86,9 +68,8 @@ def describe(entries: list, validate: bool = False, opts: Options | None = None)
     if validate:
         from pycni.runtime.api import CNIConfig
 
-        cni_path = os.environ.get("CNI_PATH", "")
         cni = CNIConfig(
-            cni_path.split(os.pathsep) if cni_path else [],
+            cni_path(),
             timeout=opts.timeout if opts else None,
             locking=False,
         )

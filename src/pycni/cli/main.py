@@ -12,6 +12,7 @@ any exception into one line on stderr and exit status 1 -- never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 # name -> (module, function, arguments synopsis, one-line help)
@@ -98,8 +99,8 @@ def options() -> Options:
 
 def take_option(opts: Options, args: list[str], i: int) -> int:
     """Parse the global option at args[i] into `opts`; return how many items it used
-    (0 if args[i] is not a global option). Subcommands may call it to accept
-    global options after their name too."""
+    (0 if args[i] is not a global option). Through `parse_args`, subcommands
+    accept global options after their name too."""
     arg = args[i]
     if arg.startswith("--"):
         name, eq, value = arg.partition("=")
@@ -127,6 +128,42 @@ def take_option(opts: Options, args: list[str], i: int) -> int:
     else:
         opts.ifname = value
     return used
+
+
+def parse_args(
+    args: list[str], flags: tuple[str, ...] = (), dash_dash: bool = False
+) -> tuple[Options, list[str], set[str]]:
+    """A subcommand's arguments: (global options, positionals, which of the
+    boolean `flags` were given). Global options may come anywhere; any other
+    flag is a UsageError. With `dash_dash`, everything after "--" is
+    positional."""
+    opts = options()
+    positional: list[str] = []
+    given: set[str] = set()
+    i = 0
+    while i < len(args):
+        used = take_option(opts, args, i)
+        if used:
+            i += used
+            continue
+        arg = args[i]
+        if arg in flags:
+            given.add(arg)
+        elif dash_dash and arg == "--":
+            positional += args[i + 1 :]
+            break
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown flag: {arg}")
+        else:
+            positional.append(arg)
+        i += 1
+    return opts, positional, given
+
+
+def cni_path() -> list[str]:
+    """The directories of $CNI_PATH ([] when it is unset or empty)."""
+    value = os.environ.get("CNI_PATH", "")
+    return value.split(os.pathsep) if value else []
 
 
 def parse_timeout(value: str) -> float | None:
@@ -252,8 +289,6 @@ def _fail(line: str) -> None:
 
 def _quiet_stdout() -> None:
     """After EPIPE on stdout, point it at /dev/null so the exit flush is silent."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -8,30 +8,14 @@ JSON.
 
 from __future__ import annotations
 
-import os
 import sys
 
-from pycni.cli.main import UsageError, options, take_option
+from pycni.cli.main import UsageError, cni_path, parse_args
 
 
 def main(args: list[str]) -> int:
-    opts = options()
-    as_json = False
-    positional = []
-    i = 0
-    while i < len(args):
-        used = take_option(opts, args, i)
-        if used:
-            i += used
-            continue
-        arg = args[i]
-        if arg == "--json":
-            as_json = True
-        elif arg.startswith("-") and arg != "-":
-            raise UsageError(f"unknown flag: {arg}")
-        else:
-            positional.append(arg)
-        i += 1
+    opts, positional, given = parse_args(args, ("--json",))
+    as_json = "--json" in given
     from pycni import __version__
     from pycni.spec import version
 
@@ -61,8 +45,7 @@ def main(args: list[str]) -> int:
 
     from pycni.runtime import invoke
 
-    cni_path = os.environ.get("CNI_PATH", "")
-    path = invoke.find_in_path(plugin, cni_path.split(os.pathsep) if cni_path else [])
+    path = invoke.find_in_path(plugin, cni_path())
     supported = invoke.get_version_info(path, opts.timeout)
     if as_json:
         import json

@@ -57,7 +57,10 @@ def port_set(sock, index, **flags) -> None:
     sock.request(nl.RTM_SETLINK, body, f"set bridge port {label}", nodev=nl.LinkNotFound)
 
 
-def _vlan_msg(idx: int, vid: int, pvid: bool, untagged: bool, master: bool, self_: bool) -> bytes:
+def _vlan_change(sock, mtype: int, op: str, index, vid, pvid, untagged, master, self_) -> None:
+    """One bridge VLAN entry in IFLA_AF_SPEC: RTM_SETLINK adds it, RTM_DELLINK
+    deletes it; `op` is the error text before "link <name>"."""
+    idx = nl.index_of(index)
     if not 1 <= vid <= 4094:
         raise ValueError(f"invalid VLAN id: {vid}")
     bflags = (BRIDGE_FLAGS_MASTER if master else 0) | (BRIDGE_FLAGS_SELF if self_ else 0)
@@ -66,28 +69,24 @@ def _vlan_msg(idx: int, vid: int, pvid: bool, untagged: bool, master: bool, self
     if bflags:
         spec.append(nl.nla_u16(IFLA_BRIDGE_FLAGS, bflags))
     spec.append(nl.nla(IFLA_BRIDGE_VLAN_INFO, _VLAN_INFO.pack(vflags, vid)))
-    return ifinfomsg(idx, family=nl.AF_BRIDGE) + nl.nla_nest(IFLA_AF_SPEC, *spec)
+    sock.request(
+        mtype,
+        ifinfomsg(idx, family=nl.AF_BRIDGE) + nl.nla_nest(IFLA_AF_SPEC, *spec),
+        f"{op} link {getattr(index, 'name', '') or idx}",
+        nodev=nl.LinkNotFound,
+    )
 
 
 def vlan_add(sock, index, vid: int, *, pvid=False, untagged=False, master=True, self_=False):
     """`bridge vlan add dev <index> vid <vid> [pvid] [untagged] [self] [master]`."""
-    idx = nl.index_of(index)
-    sock.request(
-        nl.RTM_SETLINK,
-        _vlan_msg(idx, vid, pvid, untagged, master, self_),
-        f"add bridge vlan {vid} to link {getattr(index, 'name', '') or idx}",
-        nodev=nl.LinkNotFound,
-    )
+    op = f"add bridge vlan {vid} to"
+    _vlan_change(sock, nl.RTM_SETLINK, op, index, vid, pvid, untagged, master, self_)
 
 
 def vlan_del(sock, index, vid: int, *, pvid=False, untagged=False, master=True, self_=False):
-    idx = nl.index_of(index)
-    sock.request(
-        nl.RTM_DELLINK,
-        _vlan_msg(idx, vid, pvid, untagged, master, self_),
-        f"delete bridge vlan {vid} from link {getattr(index, 'name', '') or idx}",
-        nodev=nl.LinkNotFound,
-    )
+    """`bridge vlan del dev <index> vid <vid> [pvid] [untagged] [self] [master]`."""
+    op = f"delete bridge vlan {vid} from"
+    _vlan_change(sock, nl.RTM_DELLINK, op, index, vid, pvid, untagged, master, self_)
 
 
 def parse_vlans(afspec) -> list[tuple[int, int]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from pycni.kernel import nft
 from pycni.spec.ipnet import IPNet, format_ip
+from pycni.spec.jsonutil import go_quote
 
 TABLE = "cni_plugins_masquerade"
 CHAIN = "masq_checks"
@@ -55,24 +56,6 @@ def format_hash_with_prefix(length: int, prefix: str, to_hash: str) -> str:
 def format_chain_name(name: str, container_id: str, prefix: str = "") -> str:
     """utils.FormatChainName: ("CNI-" + prefix + hex SHA-512(name + id))[:28]."""
     return format_hash_with_prefix(28, "CNI-" + prefix, name + container_id)
-
-
-def go_quote(text: str) -> str:
-    """Go's %q for the printable strings CNI names are made of."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def format_comment(name: str, container_id: str) -> str:
@@ -148,7 +131,7 @@ def setup(
         for family in (4, 6):
             fam_nets = [n for n in nets if n.family == family]
             if fam_nets:
-                _ipt_setup(family, fam_nets, network, container_id)
+                _ipt_attachment(family, fam_nets, network, container_id, ipt_setup_lines, "add")
     else:
         _nft_setup(nets, network, ifname, container_id)
     return backend
@@ -166,7 +149,8 @@ def teardown(ipns: list[str], network: str, ifname: str, container_id: str) -> N
     families = sorted({n.family for n in nets}) or [4, 6]
     for family in families:
         try:
-            _ipt_teardown(family, [n for n in nets if n.family == family], network, container_id)
+            fam_nets = [n for n in nets if n.family == family]
+            _ipt_attachment(family, fam_nets, network, container_id, ipt_teardown_lines, "delete")
         except IPMasqError as err:
             if _ipt_family_supported(family):
                 errs.append(str(err))
@@ -448,9 +432,13 @@ def _ipt_read(family: int) -> tuple[set[str], list[IptRule]]:
     return chains, rules
 
 
-def _ipt_write(family: int, lines: list[str], op: str) -> None:
+def _ipt_write(family: int, lines: list[str], verb: str) -> None:
+    """Apply `lines` (if any) to table nat in one iptables-restore."""
+    if not lines:
+        return
     restore = _TOOLS[family][1]
     script = "*nat\n" + "".join(lines) + "COMMIT\n"
+    op = f"{verb} {restore[:-8]} masquerade rules"
     _exec([restore, "--noflush", "-w", "5"], script.encode("utf-8", "surrogateescape"), op)
 
 
@@ -479,15 +467,6 @@ def ipt_setup_lines(
         append_unique(chain, ["!", "-d", _MULTICAST[n.family], "-j", "MASQUERADE", *cm])
         append_unique("POSTROUTING", ["-s", n.ip_str, "-j", chain, *cm])
     return lines
-
-
-def _ipt_setup(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
-    chain = format_chain_name(network, container_id)
-    comment = format_comment(network, container_id)
-    chains, rules = _ipt_read(family)
-    lines = ipt_setup_lines(nets, chain, comment, chains, rules)
-    if lines:
-        _ipt_write(family, lines, f"add {_TOOLS[family][1][:-8]} masquerade rules")
 
 
 def ipt_teardown_lines(
@@ -522,13 +501,15 @@ def ipt_teardown_lines(
     return lines
 
 
-def _ipt_teardown(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
+def _ipt_attachment(
+    family: int, nets: list[IPNet], network: str, container_id: str, make_lines, verb: str
+) -> None:
+    """Read table nat and write the lines `make_lines` (ipt_setup_lines or
+    ipt_teardown_lines) gives for this attachment's chain and comment."""
     chain = format_chain_name(network, container_id)
     comment = format_comment(network, container_id)
     chains, rules = _ipt_read(family)
-    lines = ipt_teardown_lines(nets, chain, comment, chains, rules)
-    if lines:
-        _ipt_write(family, lines, f"delete {_TOOLS[family][1][:-8]} masquerade rules")
+    _ipt_write(family, make_lines(nets, chain, comment, chains, rules), verb)
 
 
 def _ipt_gc(family: int, network: str, valid_ids: set[str]) -> None:
@@ -548,5 +529,4 @@ def _ipt_gc(family: int, network: str, valid_ids: set[str]) -> None:
     for cid in sorted(stale):
         chain = format_chain_name(network, cid)
         lines.extend(ipt_teardown_lines([], chain, format_comment(network, cid), chains, rules))
-    if lines:
-        _ipt_write(family, lines, f"garbage-collect {_TOOLS[family][1][:-8]} masquerade rules")
+    _ipt_write(family, lines, "garbage-collect")

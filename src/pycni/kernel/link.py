@@ -374,7 +374,9 @@ def _create(sock, name: str, parts: list[bytes]) -> None:
     )
 
 
-def link_add_bridge(sock, name: str, mtu: int = 0, vlan_filtering=None, mac=None) -> None:
+def link_add_bridge(
+    sock, name: str, mtu: int = 0, vlan_filtering: bool | None = None, mac=None
+) -> None:
     """Create a bridge; vlan_filtering None leaves the attribute out entirely
     (kernels without CONFIG_BRIDGE_VLAN_FILTERING refuse it even as 0)."""
     parts = _common_attrs(name, mtu, mac)
@@ -446,16 +448,16 @@ def link_set(
     sock,
     link_or_index,
     *,
-    up=None,
-    mtu=None,
+    up: bool | None = None,
+    mtu: int | None = None,
     mac=None,
-    master=None,
-    name=None,
+    master: int | None = None,
+    name: str | None = None,
     netns=None,
-    promisc=None,
-    alias=None,
-    allmulti=None,
-    txqlen=None,
+    promisc: bool | None = None,
+    alias: str | None = None,
+    allmulti: bool | None = None,
+    txqlen: int | None = None,
 ) -> None:
     """Change attributes in one RTM_SETLINK.  The kernel applies them in the
     order: netns (with `name` as the name in the target), MAC, MTU, name,

@@ -1,9 +1,10 @@
 """rtnetlink socket, message and attribute codec, errors.
 
 `RtNetlink` is the one entry point: a NETLINK_ROUTE socket (optionally opened
-inside another network namespace) whose methods forward to the typed
-operation modules (link, addr, route, neigh, rule, bridge).  Those modules
-are imported on first use only, so a plugin pays for what it calls.
+inside another network namespace) whose operation methods are the functions
+of the typed operation modules (link, addr, route, neigh, rule, bridge) bound
+to it.  Those modules are imported on first use only, so a plugin pays for
+what it calls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import _socket as socket
 import errno as _errno
 import os
 import struct
+import sys
 
 # --- netlink message header ------------------------------------------------
 
@@ -288,16 +290,40 @@ def _error_from(body, flags: int, op: str, nodev) -> NetlinkError:
     return cls(err, op, None, ext)
 
 
+class _Op:
+    """An RtNetlink method that is an operation module's function.
+
+    `link_set = _Op("link")` in the class makes `rt.link_set(...)` call
+    `pycni.kernel.link.link_set(rt, ...)` (`_Op("bridge", "port_set")` names
+    the function when it differs).  The module is imported on first use only,
+    and the function is looked up on every access, so it stays the one
+    definition of the operation: signature, docstring and behaviour.
+    """
+
+    __slots__ = ("func", "module")
+
+    def __init__(self, module: str, func: str = "") -> None:
+        self.module = "pycni.kernel." + module
+        self.func = func
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.func = self.func or name
+
+    def __get__(self, obj, owner=None):
+        __import__(self.module)  # also waits for another thread's import to finish
+        fn = getattr(sys.modules[self.module], self.func)
+        return fn if obj is None else fn.__get__(obj, owner)
+
+
 class RtNetlink:
     """A NETLINK_ROUTE socket; `netns` (path or fd) opens it inside that netns
     (the calling thread enters it only while the socket is created).
 
-    Methods: link_list/get/find/add/add_veth/add_bridge/set/del,
-    bridge_port_set, bridge_vlan_add/del/list, addr_list/add/del, wait_dad,
-    route_list/add/del/get, neigh_list/add/del, rule_list/add/del.  Every
-    kernel failure is a NetlinkError carrying the kernel's errno; ENODEV on an
-    operation naming a link is LinkNotFound.  Use as a context manager or
-    call close().
+    The operations (link_*, bridge_*, addr_*, wait_dad, route_*, neigh_*,
+    rule_*) are the functions of the modules link, bridge, addr, route, neigh
+    and rule, bound to this socket (see `_Op`).  Every kernel failure is a
+    NetlinkError carrying the kernel's errno; ENODEV on an operation naming a
+    link is LinkNotFound.  Use as a context manager or call close().
     """
 
     def __init__(self, netns: str | int | None = None) -> None:
@@ -425,314 +451,41 @@ class RtNetlink:
                 if m.type != NLMSG_NOOP:
                     out.append(m)
 
-    # --- links (pycni.kernel.link) ------------------------------------------------
+    # --- typed operations ------------------------------------------------------
+    # Each one is pycni.kernel.<module>.<function> called with this socket as its
+    # first argument; that function's signature and docstring are the reference.
 
-    def link_list(self) -> list:
-        from pycni.kernel import link
+    link_list = _Op("link")
+    link_get = _Op("link")
+    link_find = _Op("link")
+    link_add = _Op("link")
+    link_add_bridge = _Op("link")
+    link_add_veth = _Op("link")
+    link_set = _Op("link")
+    link_del = _Op("link")
 
-        return link.link_list(self)
+    bridge_port_set = _Op("bridge", "port_set")
+    bridge_vlan_add = _Op("bridge", "vlan_add")
+    bridge_vlan_del = _Op("bridge", "vlan_del")
+    bridge_vlan_list = _Op("bridge", "vlan_list")
 
-    def link_get(self, name: str | None = None, index: int | None = None):
-        from pycni.kernel import link
+    addr_list = _Op("addr")
+    addr_add = _Op("addr")
+    addr_del = _Op("addr")
+    wait_dad = _Op("addr")
 
-        return link.link_get(self, name, index)
+    route_list = _Op("route")
+    route_add = _Op("route")
+    route_del = _Op("route")
+    route_get = _Op("route")
 
-    def link_find(self, name: str):
-        from pycni.kernel import link
+    neigh_list = _Op("neigh")
+    neigh_add = _Op("neigh")
+    neigh_del = _Op("neigh")
 
-        return link.link_find(self, name)
-
-    def link_add_bridge(
-        self, name: str, mtu: int = 0, vlan_filtering: bool | None = None, mac=None
-    ) -> None:
-        from pycni.kernel import link
-
-        link.link_add_bridge(self, name, mtu, vlan_filtering, mac)
-
-    def link_add_veth(
-        self,
-        name: str,
-        peer_name: str,
-        peer_netns=None,
-        mtu: int = 0,
-        mac=None,
-        peer_mac=None,
-    ) -> None:
-        from pycni.kernel import link
-
-        link.link_add_veth(self, name, peer_name, peer_netns, mtu, mac, peer_mac)
-
-    def link_add(
-        self,
-        kind: str,
-        name: str,
-        *,
-        parent: int | None = None,
-        netns=None,
-        mtu: int = 0,
-        mac=None,
-        data=None,
-    ) -> None:
-        from pycni.kernel import link
-
-        link.link_add(self, kind, name, parent=parent, netns=netns, mtu=mtu, mac=mac, data=data)
-
-    def link_set(
-        self,
-        link_or_index,
-        *,
-        up: bool | None = None,
-        mtu: int | None = None,
-        mac=None,
-        master: int | None = None,
-        name: str | None = None,
-        netns=None,
-        promisc: bool | None = None,
-        alias: str | None = None,
-        allmulti: bool | None = None,
-        txqlen: int | None = None,
-    ) -> None:
-        from pycni.kernel import link
-
-        link.link_set(
-            self,
-            link_or_index,
-            up=up,
-            mtu=mtu,
-            mac=mac,
-            master=master,
-            name=name,
-            netns=netns,
-            promisc=promisc,
-            alias=alias,
-            allmulti=allmulti,
-            txqlen=txqlen,
-        )
-
-    def link_del(self, link_or_index_or_name) -> None:
-        from pycni.kernel import link
-
-        link.link_del(self, link_or_index_or_name)
-
-    # --- bridge ports and VLANs (pycni.kernel.bridge) ---------------------------------
-
-    def bridge_port_set(self, index, **flags) -> None:
-        from pycni.kernel import bridge
-
-        bridge.port_set(self, index, **flags)
-
-    def bridge_vlan_add(
-        self,
-        index,
-        vid: int,
-        *,
-        pvid: bool = False,
-        untagged: bool = False,
-        master: bool = True,
-        self_: bool = False,
-    ) -> None:
-        from pycni.kernel import bridge
-
-        bridge.vlan_add(self, index, vid, pvid=pvid, untagged=untagged, master=master, self_=self_)
-
-    def bridge_vlan_del(
-        self,
-        index,
-        vid: int,
-        *,
-        pvid: bool = False,
-        untagged: bool = False,
-        master: bool = True,
-        self_: bool = False,
-    ) -> None:
-        from pycni.kernel import bridge
-
-        bridge.vlan_del(self, index, vid, pvid=pvid, untagged=untagged, master=master, self_=self_)
-
-    def bridge_vlan_list(self, index) -> list:
-        from pycni.kernel import bridge
-
-        return bridge.vlan_list(self, index)
-
-    # --- addresses (pycni.kernel.addr) --------------------------------------------------
-
-    def addr_list(self, index: int | None = None, family: int = 0) -> list:
-        from pycni.kernel import addr
-
-        return addr.addr_list(self, index, family)
-
-    def addr_add(
-        self, index, cidr: str, *, scope=None, flags: int = 0, broadcast=True, label=None
-    ) -> None:
-        from pycni.kernel import addr
-
-        addr.addr_add(self, index, cidr, scope=scope, flags=flags, broadcast=broadcast, label=label)
-
-    def addr_del(self, index, cidr: str) -> None:
-        from pycni.kernel import addr
-
-        addr.addr_del(self, index, cidr)
-
-    def wait_dad(self, index, timeout: float = 5.0) -> None:
-        from pycni.kernel import addr
-
-        addr.wait_dad(self, index, timeout)
-
-    # --- routes (pycni.kernel.route) -------------------------------------------------
-
-    def route_list(self, family: int = 0, table: int | None = None) -> list:
-        from pycni.kernel import route
-
-        return route.route_list(self, family, table)
-
-    def route_add(
-        self,
-        dst,
-        *,
-        gateway: str | None = None,
-        oif: int | None = None,
-        table: int | None = None,
-        priority: int | None = None,
-        scope=None,
-        src: str | None = None,
-        mtu: int | None = None,
-        advmss: int | None = None,
-        onlink: bool = False,
-        replace: bool = False,
-        exclusive: bool = False,
-        family: int | None = None,
-        type=None,
-        protocol: int | None = None,
-        multipath=None,
-    ) -> None:
-        """See pycni.kernel.route.route_add."""
-        from pycni.kernel import route
-
-        route.route_add(
-            self,
-            dst,
-            gateway=gateway,
-            oif=oif,
-            table=table,
-            priority=priority,
-            scope=scope,
-            src=src,
-            mtu=mtu,
-            advmss=advmss,
-            onlink=onlink,
-            replace=replace,
-            exclusive=exclusive,
-            family=family,
-            type=type,
-            protocol=protocol,
-            multipath=multipath,
-        )
-
-    def route_del(
-        self,
-        dst,
-        *,
-        gateway: str | None = None,
-        oif: int | None = None,
-        table: int | None = None,
-        priority: int | None = None,
-        family: int | None = None,
-        scope=None,
-        type=None,
-    ) -> None:
-        """See pycni.kernel.route.route_del."""
-        from pycni.kernel import route
-
-        route.route_del(
-            self,
-            dst,
-            gateway=gateway,
-            oif=oif,
-            table=table,
-            priority=priority,
-            family=family,
-            scope=scope,
-            type=type,
-        )
-
-    def route_get(self, dst: str, *, oif: int | None = None):
-        from pycni.kernel import route
-
-        return route.route_get(self, dst, oif=oif)
-
-    # --- neighbours (pycni.kernel.neigh) -----------------------------------------------
-
-    def neigh_list(self, index: int | None = None, family: int = 0) -> list:
-        from pycni.kernel import neigh
-
-        return neigh.neigh_list(self, index, family)
-
-    def neigh_add(self, index, ip: str, mac, permanent: bool = True, replace: bool = False):
-        from pycni.kernel import neigh
-
-        neigh.neigh_add(self, index, ip, mac, permanent, replace)
-
-    def neigh_del(self, index, ip: str) -> None:
-        from pycni.kernel import neigh
-
-        neigh.neigh_del(self, index, ip)
-
-    # --- policy rules (pycni.kernel.rule) ------------------------------------------------
-
-    def rule_list(self, family: int = 0) -> list:
-        from pycni.kernel import rule
-
-        return rule.rule_list(self, family)
-
-    def rule_add(
-        self,
-        *,
-        family: int | None = None,
-        table: int,
-        priority: int | None = None,
-        src: str | None = None,
-        dst: str | None = None,
-        iif: str | None = None,
-        oif: str | None = None,
-    ) -> None:
-        """See pycni.kernel.rule.rule_add."""
-        from pycni.kernel import rule
-
-        rule.rule_add(
-            self,
-            family=family,
-            table=table,
-            priority=priority,
-            src=src,
-            dst=dst,
-            iif=iif,
-            oif=oif,
-        )
-
-    def rule_del(
-        self,
-        *,
-        family: int | None = None,
-        table: int | None = None,
-        priority: int | None = None,
-        src: str | None = None,
-        dst: str | None = None,
-        iif: str | None = None,
-        oif: str | None = None,
-    ) -> None:
-        """See pycni.kernel.rule.rule_del."""
-        from pycni.kernel import rule
-
-        rule.rule_del(
-            self,
-            family=family,
-            table=table,
-            priority=priority,
-            src=src,
-            dst=dst,
-            iif=iif,
-            oif=oif,
-        )
+    rule_list = _Op("rule")
+    rule_add = _Op("rule")
+    rule_del = _Op("rule")
 
 
 def index_of(link_or_index) -> int:

@@ -226,8 +226,28 @@ def _dst(dst, family, gateway, multipath=None) -> tuple[int, bytes | None, int]:
     return fam, None, 0
 
 
-def _label(dst, fam_dst) -> str:
-    return "default" if fam_dst is None else str(dst)
+def _selector(fam, raw, plen, table, gateway, oif, priority, proto, scope, rtype, flags) -> list:
+    """The rtmsg header and the attributes that pick a route, which add and
+    delete share: table, dst (raw None: default), gateway, oif, priority."""
+    parts = [
+        _RTMSG.pack(fam, plen, 0, 0, table if table < 256 else 0, proto, scope, rtype, flags),
+        nl.nla_u32(RTA_TABLE, table),
+    ]
+    if raw is not None:
+        parts.append(nl.nla(RTA_DST, raw))
+    if gateway:
+        parts.append(_gateway_attr(fam, gateway))
+    if oif:
+        parts.append(nl.nla_u32(RTA_OIF, nl.index_of(oif)))
+    if priority is not None:
+        parts.append(nl.nla_u32(RTA_PRIORITY, priority))
+    return parts
+
+
+def _label(dst, raw, gateway) -> str:
+    """'default via 198.18.0.1', '198.18.1.0/24' ... for error messages."""
+    via = f" via {gateway}" if gateway else ""
+    return f"{'default' if raw is None else dst}{via}"
 
 
 def route_add(
@@ -273,16 +293,7 @@ def route_add(
     tbl = RT_TABLE_MAIN if table is None else table
     flags = RTNH_F_ONLINK if onlink else 0
     proto = RTPROT_BOOT if protocol is None else protocol
-    body = _RTMSG.pack(fam, plen, 0, 0, tbl if tbl < 256 else 0, proto, sc, rtype, flags)
-    parts = [nl.nla_u32(RTA_TABLE, tbl)]
-    if raw is not None:
-        parts.append(nl.nla(RTA_DST, raw))
-    if gateway:
-        parts.append(_gateway_attr(fam, gateway))
-    if oif:
-        parts.append(nl.nla_u32(RTA_OIF, nl.index_of(oif)))
-    if priority is not None:
-        parts.append(nl.nla_u32(RTA_PRIORITY, priority))
+    parts = _selector(fam, raw, plen, tbl, gateway, oif, priority, proto, sc, rtype, flags)
     if src:
         parts.append(nl.nla(RTA_PREFSRC, nl.ip_pack(src)[1]))
     metrics = []
@@ -305,12 +316,8 @@ def route_add(
     if replace:
         nlflags |= nl.NLM_F_REPLACE
     verb = "replace" if replace else "add"
-    via = f" via {gateway}" if gateway else ""
     sock.request(
-        nl.RTM_NEWROUTE,
-        body + b"".join(parts),
-        f"{verb} route {_label(dst, raw)}{via}",
-        nlflags,
+        nl.RTM_NEWROUTE, b"".join(parts), f"{verb} route {_label(dst, raw, gateway)}", nlflags
     )
 
 
@@ -334,18 +341,8 @@ def route_del(
     tbl = RT_TABLE_MAIN if table is None else table
     sc = scope_value(scope) if scope is not None else RT_SCOPE_NOWHERE
     rtype = _enum(TYPES, type, "type") if type is not None else RTN_UNSPEC
-    body = _RTMSG.pack(fam, plen, 0, 0, tbl if tbl < 256 else 0, 0, sc, rtype, 0)
-    parts = [nl.nla_u32(RTA_TABLE, tbl)]
-    if raw is not None:
-        parts.append(nl.nla(RTA_DST, raw))
-    if gateway:
-        parts.append(_gateway_attr(fam, gateway))
-    if oif:
-        parts.append(nl.nla_u32(RTA_OIF, nl.index_of(oif)))
-    if priority is not None:
-        parts.append(nl.nla_u32(RTA_PRIORITY, priority))
-    via = f" via {gateway}" if gateway else ""
-    sock.request(nl.RTM_DELROUTE, body + b"".join(parts), f"delete route {_label(dst, raw)}{via}")
+    parts = _selector(fam, raw, plen, tbl, gateway, oif, priority, 0, sc, rtype, 0)
+    sock.request(nl.RTM_DELROUTE, b"".join(parts), f"delete route {_label(dst, raw, gateway)}")
 
 
 def route_list(sock, family: int = 0, table: int | None = None) -> list[Route]:

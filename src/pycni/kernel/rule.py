@@ -98,7 +98,8 @@ def rule_list(sock, family: int = 0) -> list[Rule]:
     return out
 
 
-def _build(family, table, priority, src, dst, iif, oif, action) -> tuple[int, bytes]:
+def _build(family, table, priority, src, dst, iif, oif, action) -> bytes:
+    """The fib_rule_hdr and attributes that rule_add and rule_del send."""
     fam = family or 0
     src_t = nl.parse_cidr(src, mask=True) if src else None
     dst_t = nl.parse_cidr(dst, mask=True) if dst else None
@@ -134,7 +135,7 @@ def _build(family, table, priority, src, dst, iif, oif, action) -> tuple[int, by
         parts.append(nl.nla_str(FRA_IIFNAME, iif))
     if oif:
         parts.append(nl.nla_str(FRA_OIFNAME, oif))
-    return fam, body + b"".join(parts)
+    return body + b"".join(parts)
 
 
 def rule_add(
@@ -151,7 +152,7 @@ def rule_add(
     """`ip rule add [from src] [to dst] [iif] [oif] [priority] lookup table`
     (NLM_F_CREATE|NLM_F_EXCL). iif/oif are interface names; the family comes
     from `family`, else src/dst, else IPv4."""
-    _fam, body = _build(family, table, priority, src, dst, iif, oif, FR_ACT_TO_TBL)
+    body = _build(family, table, priority, src, dst, iif, oif, FR_ACT_TO_TBL)
     sock.request(nl.RTM_NEWRULE, body, f"add rule lookup {table}", nl.NLM_F_CREATE | nl.NLM_F_EXCL)
 
 
@@ -167,5 +168,5 @@ def rule_del(
     oif: str | None = None,
 ) -> None:
     """Delete the first rule matching every given field (ENOENT if none)."""
-    _fam, body = _build(family, table, priority, src, dst, iif, oif, FR_ACT_UNSPEC)
+    body = _build(family, table, priority, src, dst, iif, oif, FR_ACT_UNSPEC)
     sock.request(nl.RTM_DELRULE, body, "delete rule")

@@ -143,11 +143,13 @@ class CNIConfig:
         env = self._env(command, rt)
         return invoke.exec_plugin(path, request, env, self.timeout, self.stderr)
 
+    def _cache_path(self, name: str, rt: RuntimeConf) -> str:
+        return cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
+
     def _cached_result(self, name: str, cni_version: str, rt: RuntimeConf) -> Result | None:
         """libcni's getCachedResult: None if there is no cache file, else the
         result converted to `cni_version` (errors raise)."""
-        path = cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
-        data = cache.read(path)
+        data = cache.read(self._cache_path(name, rt))
         if data is None:
             return None
         result = cache.load_result(data)
@@ -161,8 +163,7 @@ class CNIConfig:
     def _cached_config(self, name: str, rt: RuntimeConf) -> tuple[bytes | None, RuntimeConf | None]:
         from pycni.spec.jsonutil import go_loads
 
-        path = cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
-        data = cache.read(path)
+        data = cache.read(self._cache_path(name, rt))
         if data is None:
             return None, None
         try:
@@ -181,6 +182,24 @@ class CNIConfig:
             new.args = list(rec["cniArgs"])
         new.capability_args = dict(rec["capabilityArgs"] or {})
         return rec["config"], new
+
+    def _prev_for_check(self, name: str, cni_version: str, rt: RuntimeConf) -> Result | None:
+        """CHECK's prevResult: the cached result; an unreadable cache fails CHECK."""
+        try:
+            return self._cached_result(name, cni_version, rt)
+        except CNIError as err:
+            raise wrap_error(err, f'failed to get network "{name}" cached result')
+
+    def _prev_for_del(self, name: str, cni_version: str, rt: RuntimeConf) -> Result | None:
+        """DEL's prevResult (0.4.0 on): the cached result; an unreadable cache
+        is removed and DEL goes on without one."""
+        if not _gte(cni_version, "0.4.0"):
+            return None
+        try:
+            return self._cached_result(name, cni_version, rt)
+        except CNIError:
+            self._cache_del(name, rt)
+            return None
 
     def _cache_add(self, result: Result | None, config: bytes, name: str, rt: RuntimeConf) -> None:
         try:
@@ -201,7 +220,7 @@ class CNIConfig:
 
     def _cache_del(self, name: str, rt: RuntimeConf) -> None:
         try:
-            path = cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
+            path = self._cache_path(name, rt)
         except CNIError:
             return
         cache.delete(path)
@@ -211,15 +230,13 @@ class CNIConfig:
     def _add_one(
         self, net: NetworkConfigList, plugin: PluginConfig, prev: Result | None, rt: RuntimeConf
     ) -> Result:
-        from pycni.spec import config, validate
+        from pycni.spec import validate
 
         path = invoke.find_in_path(plugin.type, self.path)
         validate.container_id(rt.container_id)
         validate.network_name(net.name)
         validate.interface_name(rt.ifname)
-        request = _request(
-            config.build_request, plugin, net, capability_args=rt.capability_args, prev_result=prev
-        )
+        request = _attachment_request(net, plugin, prev, rt)
         env = self._env("ADD", rt)
         return invoke.exec_plugin_with_result(path, request, env, self.timeout, self.stderr)
 
@@ -231,12 +248,8 @@ class CNIConfig:
         prev: Result | None,
         rt: RuntimeConf,
     ) -> None:
-        from pycni.spec import config
-
         path = invoke.find_in_path(plugin.type, self.path)
-        request = _request(
-            config.build_request, plugin, net, capability_args=rt.capability_args, prev_result=prev
-        )
+        request = _attachment_request(net, plugin, prev, rt)
         invoke.exec_plugin(path, request, self._env(command, rt), self.timeout, self.stderr)
 
     # -- lists -------------------------------------------------------------
@@ -266,10 +279,7 @@ class CNIConfig:
         if net.disable_check:
             return
         with self._lock(rt):
-            try:
-                cached = self._cached_result(net.name, net.cni_version, rt)
-            except CNIError as err:
-                raise wrap_error(err, f'failed to get network "{net.name}" cached result')
+            cached = self._prev_for_check(net.name, net.cni_version, rt)
             for plugin in net.plugins:
                 self._run_one("CHECK", net, plugin, cached, rt)
 
@@ -284,13 +294,7 @@ class CNIConfig:
             held.remove_container_lock()
 
     def _del_list(self, net: NetworkConfigList, rt: RuntimeConf) -> None:
-        cached = None
-        if _gte(net.cni_version, "0.4.0"):
-            try:
-                cached = self._cached_result(net.name, net.cni_version, rt)
-            except CNIError:
-                self._cache_del(net.name, rt)
-                cached = None
+        cached = self._prev_for_del(net.name, net.cni_version, rt)
         for plugin in reversed(net.plugins):
             try:
                 self._run_one("DEL", net, plugin, cached, rt)
@@ -414,10 +418,7 @@ class CNIConfig:
         _require_check(plugin.cni_version)
         net = list_from_conf(plugin)
         with self._lock(rt):
-            try:
-                cached = self._cached_result(plugin.name, plugin.cni_version, rt)
-            except CNIError as err:
-                raise wrap_error(err, f'failed to get network "{plugin.name}" cached result')
+            cached = self._prev_for_check(plugin.name, plugin.cni_version, rt)
             self._run_one("CHECK", net, plugin, cached, rt)
 
     def del_network(self, plugin: PluginConfig, rt: RuntimeConf) -> None:
@@ -425,12 +426,7 @@ class CNIConfig:
 
         net = list_from_conf(plugin)
         with self._lock(rt) as held:
-            cached = None
-            if _gte(plugin.cni_version, "0.4.0"):
-                try:
-                    cached = self._cached_result(plugin.name, plugin.cni_version, rt)
-                except CNIError:
-                    self._cache_del(plugin.name, rt)
+            cached = self._prev_for_del(plugin.name, plugin.cni_version, rt)
             self._run_one("DEL", net, plugin, cached, rt)
             self._cache_del(plugin.name, rt)
             held.remove_container_lock()
@@ -545,6 +541,17 @@ def _as_version(result: Result, cni_version: str) -> Result:
         raise
     except (ValueError, TypeError, KeyError) as err:
         raise UntypedError(str(err))
+
+
+def _attachment_request(
+    net: NetworkConfigList, plugin: PluginConfig, prev: Result | None, rt: RuntimeConf
+) -> bytes:
+    """The stdin of an ADD, CHECK or DEL of one plugin of `net`."""
+    from pycni.spec import config
+
+    return _request(
+        config.build_request, plugin, net, capability_args=rt.capability_args, prev_result=prev
+    )
 
 
 def _request(builder, *args, **kwargs) -> bytes:

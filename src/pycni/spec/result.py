@@ -21,6 +21,10 @@ from pycni.spec.errors import ERR_DECODING_FAILURE, ERR_INCOMPATIBLE_CNI_VERSION
 from pycni.spec.jsonutil import ci_get, go_cidr, go_dumps, go_ip, go_loads, go_quote, json_kind
 from pycni.spec.version import ALL, CURRENT
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Self
+
 # Result type ("family") of each version Go can create a result for.
 _FAMILY = {
     "": "020",
@@ -39,9 +43,16 @@ _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _Value:
-    """Equality and repr over __slots__, so results compare by content."""
+    """Equality, repr and a shallow copy over __slots__, so results compare by
+    content (subclasses with list fields override copy)."""
 
     __slots__ = ()
+
+    def copy(self) -> Self:
+        new = object.__new__(type(self))  # already canonical: skip re-parsing
+        for slot in self.__slots__:
+            setattr(new, slot, getattr(self, slot))
+        return new
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and all(
@@ -94,9 +105,6 @@ class Interface(_Value):
         self.socket_path = socket_path
         self.pci_id = pci_id
 
-    def copy(self) -> Interface:
-        return Interface(self.name, self.mac, self.sandbox, self.mtu, self.socket_path, self.pci_id)
-
 
 class IPConfig(_Value):
     """An address (with the host bits, e.g. "10.1.0.5/16"); `interface` is an
@@ -122,11 +130,6 @@ class IPConfig(_Value):
     @property
     def prefixlen(self) -> int:
         return int(self.address.rpartition("/")[2])
-
-    def copy(self) -> IPConfig:
-        new = IPConfig.__new__(IPConfig)  # already canonical: skip re-parsing
-        new.address, new.gateway, new.interface = self.address, self.gateway, self.interface
-        return new
 
 
 class Route(_Value):
@@ -156,12 +159,6 @@ class Route(_Value):
     @property
     def family(self) -> int:
         return 6 if ":" in self.dst else 4
-
-    def copy(self) -> Route:
-        new = Route.__new__(Route)
-        for slot in Route.__slots__:
-            setattr(new, slot, getattr(self, slot))
-        return new
 
     def _to_dict(self, extended: bool) -> dict:
         out: dict = {"dst": self.dst}
@@ -303,20 +300,15 @@ class Result(_Value):
         family = _FAMILY[target]
         if family == "020":
             return self._to_020(target, _FAMILY[source] == "020")
+        v1 = family == "100"
         out: dict = {"cniVersion": target}
-        if family == "040":
-            if self.interfaces:
-                out["interfaces"] = [_interface_040(i) for i in self.interfaces]
-            if self.ips:
-                out["ips"] = [_ip_040(i) for i in self.ips]
-        else:
-            if self.interfaces:
-                out["interfaces"] = [_interface_100(i) for i in self.interfaces]
-            if self.ips:
-                out["ips"] = [_ip_100(i) for i in self.ips]
+        if self.interfaces:
+            out["interfaces"] = [_interface_dict(i, v1) for i in self.interfaces]
+        if self.ips:
+            out["ips"] = [_ip_dict(i, v1) for i in self.ips]
         if self.routes:
             out["routes"] = [r._to_dict(True) for r in self.routes]
-        if family == "040" or not self.dns.is_empty():
+        if not v1 or not self.dns.is_empty():
             out["dns"] = self.dns._to_dict()
         return out
 
@@ -378,42 +370,25 @@ def parse_prev_result(conf: dict) -> Result | None:
 # -- printing helpers ---------------------------------------------------------------------
 
 
-def _interface_040(i: Interface) -> dict:
+def _interface_dict(i: Interface, v1: bool) -> dict:
+    """0.3.0-0.4.0 interfaces have no mtu, socketPath or pciID."""
     out: dict = {"name": i.name}
     if i.mac:
         out["mac"] = i.mac
-    if i.sandbox:
-        out["sandbox"] = i.sandbox
-    return out
-
-
-def _interface_100(i: Interface) -> dict:
-    out: dict = {"name": i.name}
-    if i.mac:
-        out["mac"] = i.mac
-    if i.mtu:
+    if v1 and i.mtu:
         out["mtu"] = i.mtu
     if i.sandbox:
         out["sandbox"] = i.sandbox
-    if i.socket_path:
+    if v1 and i.socket_path:
         out["socketPath"] = i.socket_path
-    if i.pci_id:
+    if v1 and i.pci_id:
         out["pciID"] = i.pci_id
     return out
 
 
-def _ip_040(ipc: IPConfig) -> dict:
-    out: dict = {"version": str(ipc.family)}
-    if ipc.interface is not None:
-        out["interface"] = ipc.interface
-    out["address"] = ipc.address
-    if ipc.gateway:
-        out["gateway"] = ipc.gateway
-    return out
-
-
-def _ip_100(ipc: IPConfig) -> dict:
-    out: dict = {}
+def _ip_dict(ipc: IPConfig, v1: bool) -> dict:
+    """0.3.0-0.4.0 IPs lead with their "version"."""
+    out: dict = {} if v1 else {"version": str(ipc.family)}
     if ipc.interface is not None:
         out["interface"] = ipc.interface
     out["address"] = ipc.address
@@ -454,20 +429,21 @@ def _int(d: dict, key: str, struct: str) -> int | None:
     return _get(d, key, struct, int, "int")  # type: ignore[return-value]
 
 
-def _objects(d: dict, key: str, struct: str, go_type: str) -> list[dict]:
+def _list(d: dict, key: str, struct: str, kind: type, go_type: str) -> list:
+    """d's `key` as a new list of `kind` items (Go's []go_type); [] if absent or null."""
     items = _get(d, key, struct, list, f"[]{go_type}") or []
     for item in items:  # type: ignore[attr-defined]
-        if not isinstance(item, dict):
+        if not isinstance(item, kind):
             raise _type_error(item, struct, key, go_type)
-    return items  # type: ignore[return-value]
+    return list(items)  # type: ignore[call-overload]
+
+
+def _objects(d: dict, key: str, struct: str, go_type: str) -> list[dict]:
+    return _list(d, key, struct, dict, go_type)
 
 
 def _strings(d: dict, key: str, struct: str) -> list[str]:
-    items = _get(d, key, struct, list, "[]string") or []
-    for item in items:  # type: ignore[attr-defined]
-        if not isinstance(item, str):
-            raise _type_error(item, struct, key, "string")
-    return list(items)  # type: ignore[call-overload]
+    return _list(d, key, struct, str, "string")
 
 
 def _required(d: dict, key: str, struct: str) -> str:
@@ -525,25 +501,16 @@ def _parse_modern(d: dict, result: Result, v1: bool) -> None:
     Go drops them, and the 0.x `version` of an IP is derived from the
     address, so it is only type-checked."""
     for i in _objects(d, "interfaces", "Result", "Interface"):
+        iface = Interface(
+            _str(i, "name", "Interface"),
+            _str(i, "mac", "Interface"),
+            _str(i, "sandbox", "Interface"),
+        )
         if v1:
-            result.interfaces.append(
-                Interface(
-                    _str(i, "name", "Interface"),
-                    _str(i, "mac", "Interface"),
-                    _str(i, "sandbox", "Interface"),
-                    _int(i, "mtu", "Interface") or 0,
-                    _str(i, "socketPath", "Interface"),
-                    _str(i, "pciID", "Interface"),
-                )
-            )
-        else:
-            result.interfaces.append(
-                Interface(
-                    _str(i, "name", "Interface"),
-                    _str(i, "mac", "Interface"),
-                    _str(i, "sandbox", "Interface"),
-                )
-            )
+            iface.mtu = _int(i, "mtu", "Interface") or 0
+            iface.socket_path = _str(i, "socketPath", "Interface")
+            iface.pci_id = _str(i, "pciID", "Interface")
+        result.interfaces.append(iface)
     for ipc in _objects(d, "ips", "Result", "IPConfig"):
         if not v1:
             _str(ipc, "version", "ipConfig")

@@ -78,27 +78,26 @@ def select(cni_version: object, cni_versions: object) -> str:
         return cni_version
     if not isinstance(cni_versions, list):
         raise ValueError(f"invalid type for cniVersions: {go_type(cni_versions)}")
-    limit = parse(CURRENT)
     candidates: list[tuple[tuple[int, int, int], str]] = []
     for i, entry in enumerate(cni_versions):
         if not isinstance(entry, str):
             raise ValueError(f"invalid type for cniVersions index {i}: {go_type(entry)}")
-        try:
-            parsed = parse(entry)
-        except ValueError as err:
-            raise ValueError(f"invalid cniVersions entry {entry} at index {i}: {err}")
-        if parsed <= limit:
-            candidates.append((parsed, entry))
+        candidates.append((_parse_as(entry, f"cniVersions entry {entry} at index {i}"), entry))
     if cni_version:
-        try:
-            parsed = parse(cni_version)
-        except ValueError as err:
-            raise ValueError(f"invalid cniVersion {cni_version}: {err}")
-        if parsed <= limit:
-            candidates.append((parsed, cni_version))
-    if not candidates:
+        candidates.append((_parse_as(cni_version, f"cniVersion {cni_version}"), cni_version))
+    limit = parse(CURRENT)
+    usable = [c for c in candidates if c[0] <= limit]
+    if not usable:
         return cni_version
-    return max(candidates)[1]
+    return max(usable)[1]
+
+
+def _parse_as(version: str, what: str) -> tuple[int, int, int]:
+    """parse(), with `what` named in the error."""
+    try:
+        return parse(version)
+    except ValueError as err:
+        raise ValueError(f"invalid {what}: {err}")
 
 
 def version_info_json(supported: tuple[str, ...] | list[str]) -> str:

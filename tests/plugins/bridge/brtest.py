@@ -7,6 +7,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
+from cni_helpers import reservations
 from sandbox import in_netns, ip_json
 
 from pycni.skel.testing import PluginRunner, run_plugin
@@ -69,14 +70,7 @@ class Net:
         return run_plugin(PLUGIN, command, conf, **kw)
 
     def reservations(self) -> list[str]:
-        store = self.data_dir / self.name
-        if not store.exists():
-            return []
-        return sorted(
-            p.name
-            for p in store.iterdir()
-            if p.name != "lock" and not p.name.startswith("last_reserved")
-        )
+        return reservations(self.data_dir, self.name)
 
 
 # --- reading kernel state back -----------------------------------------------------
