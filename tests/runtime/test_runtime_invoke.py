@@ -127,6 +127,27 @@ def test_typed_error_is_kept(tmp_path):
     assert not isinstance(err.value, UntypedError)
 
 
+def test_error_keys_match_case_insensitively(tmp_path):
+    """Go decodes the error into types.Error, whose fields match any case."""
+    path = script(
+        tmp_path / "p", """echo '{"Code": 7, "Msg": "bad config", "DETAILS": "d"}'; exit 1"""
+    )
+    with pytest.raises(CNIError) as err:
+        invoke.exec_plugin(path, b"{}")
+    assert (err.value.code, err.value.msg, err.value.details) == (7, "bad config", "d")
+
+
+@pytest.mark.parametrize("key", ["CNI_NETNS", "CNI_ARGS"])
+def test_nul_in_the_environment_is_a_cni_error(tmp_path, key):
+    """posix_spawn refuses it with ValueError; Go's exec fails with EINVAL."""
+    path = script(tmp_path / "p", "exit 0")
+    with pytest.raises(CNIError) as err:
+        invoke.exec_plugin(path, b"{}", {key: "a\0b"})
+    assert str(err.value) == (
+        f"netplugin failed with no error message: fork/exec {path}: invalid argument"
+    )
+
+
 def test_stderr_only_is_surfaced(tmp_path):
     path = script(tmp_path / "p", 'echo "it broke" >&2; exit 2')
     with pytest.raises(CNIError) as err:

@@ -142,3 +142,15 @@ def test_other_errors_are_raised(tmp_path):
     (tmp_path / "locks").write_text("a file where the directory should be")
     with pytest.raises(OSError):
         lock.container_lock(str(tmp_path), "c1").acquire()
+
+
+@pytest.mark.parametrize("cid", ["a\0b", "x" * 300, "../../etc/x", "a/b"])
+def test_any_container_id_gives_a_lock_in_the_lock_dir(tmp_path, cid):
+    """DEL and CHECK take any container ID: a NUL, a '/' or an over-long
+    ID must neither fail the operation nor leave the lock directory."""
+    held = lock.container_lock(str(tmp_path), cid)
+    assert os.path.dirname(held.path) == str(tmp_path / "locks")
+    with held:
+        assert held.held
+    if "/" in cid:  # no collision with the ID that has "_" instead
+        assert lock.container_lock(str(tmp_path), cid.replace("/", "_")).path != held.path

@@ -196,9 +196,13 @@ def test_missing_cni_version_means_0_1_0():
     }
 
 
-def test_non_string_version_is_decode_error():
-    _, out, _ = invoke("ADD", {"name": "n", "cniVersion": 1}, add=add_ok)
+@pytest.mark.parametrize("value", [1, 0, False, [], {}])
+def test_non_string_version_is_decode_error(value):
+    """Falsy non-strings too: Go's ConfigDecoder fails on any non-string."""
+    code, out, _ = invoke("ADD", {"name": "n", "cniVersion": value}, add=add_ok)
+    assert code == 1
     assert error_of(out)["code"] == 6
+    assert "cniVersion" in error_of(out)["msg"]
 
 
 @pytest.mark.parametrize(
@@ -315,6 +319,29 @@ def test_gc_valid_attachments_absent_vs_empty(extra, expected):
     assert code == 0 and seen == [expected]
 
 
+@pytest.mark.parametrize(
+    "entry,expected",
+    [
+        ({"containerID": None, "ifname": "eth0"}, ("", "eth0")),
+        ({"ifname": "eth0"}, ("", "eth0")),
+        ({"ContainerID": "c", "IFNAME": "net1"}, ("c", "net1")),
+    ],
+)
+def test_gc_attachment_fields_decode_as_go(entry, expected):
+    seen = []
+    conf = {"cniVersion": "1.1.0", "name": "n", "cni.dev/valid-attachments": [entry]}
+    code, _, _ = invoke("GC", conf, gc=lambda a: seen.append(a.valid_attachments))
+    assert code == 0 and seen == [[expected]]
+
+
+def test_gc_attachment_with_a_non_string_field_is_code_6():
+    conf = {"cniVersion": "1.1.0", "name": "n", "cni.dev/valid-attachments": [{"containerID": 5}]}
+    code, out, _ = invoke("GC", conf, gc=lambda a: a.valid_attachments)
+    assert code == 1
+    assert error_of(out)["code"] == 6
+    assert "containerID" in error_of(out)["msg"]
+
+
 def test_plugin_main_process_boundary(tmp_path):
     """Through a real process: exit status and stdout as a runtime sees them."""
     from pycni.skel.testing import run_plugin
@@ -334,3 +361,39 @@ def test_plugin_main_process_boundary(tmp_path):
     assert out.error == {"cniVersion": "1.1.0", "code": 999, "msg": "bad thing"}
     assert out.stderr == ""
     assert run_plugin(str(script), "VERSION").json["supportedVersions"] == list(version.ALL)
+
+
+def _delegate_script(tmp_path, add_output: str):
+    """A delegate that prints `add_output` on ADD and logs every command."""
+    log = tmp_path / "log"
+    plugin = tmp_path / "ipam"
+    plugin.write_text(
+        f'#!/bin/sh\necho "$CNI_COMMAND" >> {log}\n'
+        f"[ \"$CNI_COMMAND\" = ADD ] && printf '%s' '{add_output}'\nexit 0\n"
+    )
+    plugin.chmod(0o755)
+    env = {"CNI_PATH": str(tmp_path), "CNI_CONTAINERID": "c", "CNI_IFNAME": "eth0"}
+    return env, log
+
+
+def test_delegate_add_reads_the_result_as_libcni(tmp_path):
+    """A result whose cniVersion is not a non-empty string takes the config's
+    version (libcni's fixupResultVersion), as for any exec'd plugin."""
+    from pycni.skel.delegate import delegate_add
+
+    env, log = _delegate_script(
+        tmp_path, '{"cniVersion": 1, "ips": [{"address": "198.18.0.5/24"}]}'
+    )
+    result = delegate_add("ipam", b'{"cniVersion": "1.0.0", "name": "n"}', env)
+    assert result.cni_version == "1.0.0"
+    assert [ip.address for ip in result.ips] == ["198.18.0.5/24"]
+    assert log.read_text().split() == ["ADD"]
+
+
+def test_delegate_add_with_no_output_fails_and_deletes(tmp_path):
+    from pycni.skel.delegate import delegate_add
+
+    env, log = _delegate_script(tmp_path, "")
+    with pytest.raises(CNIError, match=r"^failed to unmarshal raw result: "):
+        delegate_add("ipam", b'{"cniVersion": "1.0.0", "name": "n"}', env)
+    assert log.read_text().split() == ["ADD", "DEL"]

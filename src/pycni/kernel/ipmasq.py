@@ -260,16 +260,15 @@ def nft_setup_script(nets: list[IPNet], comment: str, stale: list[dict]) -> str:
 
 
 def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) -> None:
-    stale = _find_rules(hash_for_instance(network, ifname, container_id))
     comment = comment_for_instance(network, ifname, container_id)
     try:
+        stale = _find_rules(hash_for_instance(network, ifname, container_id))
         script = nft_setup_script(nets, comment, stale)
-    except ValueError as err:
-        raise IPMasqError(f"nftables masquerade: {err}")
-    try:
         nft.run(script, "add nftables masquerade rules")
     except nft.NftError as err:
         raise IPMasqError(str(err))
+    except ValueError as err:
+        raise IPMasqError(f"nftables masquerade: {err}")
 
 
 def _nft_teardown(network: str, ifname: str, container_id: str) -> None:

@@ -71,16 +71,6 @@ def quote(text: str) -> str:
     return f'"{text}"'
 
 
-def check_identifier(name: str) -> str:
-    """A table/chain name usable unquoted in a script (letters, digits, _ . - /)."""
-    if not name or not (name[0].isascii() and name[0].isalpha()):
-        raise ValueError(f"invalid nftables identifier {name!r}")
-    for ch in name:
-        if not (ch.isascii() and (ch.isalnum() or ch in "_.-/")):
-            raise ValueError(f"invalid nftables identifier {name!r}")
-    return name
-
-
 def truncate_comment(comment: str) -> str:
     """Cut a comment to the kernel's limit (bytes), without splitting a character."""
     raw = comment.encode("utf-8", "surrogateescape")

@@ -2,7 +2,7 @@
 
 The reference keeps these in `pkg/ip`, `pkg/ipam` and `pkg/ns`: opening a
 container netns, creating a veth pair across namespaces, ConfigureIface,
-the CHECK validators, IPAM delegation, and an undo stack that makes an ADD
+the CHECK validators and an undo stack that makes an ADD
 all or nothing.
 
 Kernel work goes through pycni.kernel.netlink.RtNetlink; a socket opened
@@ -25,10 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from pycni.kernel.netlink import RtNetlink
     from pycni.spec.result import Result
 
-DEFAULT_V4 = "0.0.0.0/0"
-DEFAULT_V6 = "::/0"
-
-
 # --- errors ---
 
 
@@ -41,10 +37,6 @@ def kernel_error(what: str, err: BaseException, code: int = errors.ERR_INTERNAL)
     if ext and ext not in text:
         text = f"{text} ({ext})"
     return CNIError(code, f"{what}: {text}")
-
-
-def config_error(msg: str, details: str = "") -> CNIError:
-    return CNIError(errors.ERR_INVALID_NETWORK_CONFIG, msg, details)
 
 
 def warn(msg: str) -> None:
@@ -435,30 +427,3 @@ def validate_expected_routes(ct: RtNetlink, netns: str, routes) -> None:
                 errors.ERR_INTERNAL,
                 f"Expected Route {r.dst}{via} not found in routing table of netns {netns}",
             )
-
-
-# --- IPAM delegation ---
-
-
-def ipam_type(conf: dict) -> str:
-    """`ipam.type`, "" when there is no IPAM section or no type."""
-    from pycni.spec.jsonutil import ci_get, get_str
-
-    ipam = ci_get(conf, "ipam")
-    if ipam is None:
-        return ""
-    if not isinstance(ipam, dict):
-        raise config_error('"ipam": cannot unmarshal into Go struct field NetConf.ipam')
-    return get_str(ipam, "type")
-
-
-def dns_conf_set(dns) -> bool:
-    """The reference's dnsConfSet: any field of the config's `dns` present."""
-    if not isinstance(dns, dict):
-        return False
-    from pycni.spec.jsonutil import ci_get
-
-    return any(
-        ci_get(dns, k) is not None and (k != "domain" or ci_get(dns, k) != "")
-        for k in ("nameservers", "search", "options", "domain")
-    )

@@ -175,6 +175,11 @@ def exec_plugin(
         try:
             run = _Run(path, env, new_group=timeout is not None)
             break
+        except ValueError:  # a NUL byte in the path or environment: Go's EINVAL
+            raise CNIError(
+                ERR_UNKNOWN,
+                f"netplugin failed with no error message: fork/exec {path}: invalid argument",
+            )
         except OSError as err:
             msg = f"fork/exec {path}: {_go_errno(err)}"
             busy = err.errno == 26  # ETXTBSY
@@ -206,7 +211,7 @@ def plugin_error(exit_desc: str, stdout: bytes, stderr: bytes) -> CNIError:
         if not stderr:
             return CNIError(ERR_UNKNOWN, f"netplugin failed with no error message: {exit_desc}")
         return CNIError(ERR_UNKNOWN, f"netplugin failed: {go_quote(stderr)}: {exit_desc}")
-    from pycni.spec.jsonutil import go_loads
+    from pycni.spec.jsonutil import ci_get, go_loads, json_kind
 
     try:
         doc = go_loads(stdout)
@@ -214,22 +219,23 @@ def plugin_error(exit_desc: str, stdout: bytes, stderr: bytes) -> CNIError:
             doc = {}
         if not isinstance(doc, dict):
             raise ValueError(
-                f"json: cannot unmarshal {_json_kind(doc)} into Go value of type types.Error"
+                f"json: cannot unmarshal {json_kind(doc)} into Go value of type types.Error"
             )
-        code = doc.get("code")
-        msg = doc.get("msg")
-        details = doc.get("details")
+        # Go decodes into types.Error, matching the keys case-insensitively.
+        code = ci_get(doc, "code")
+        msg = ci_get(doc, "msg")
+        details = ci_get(doc, "details")
         if code is None:
             code = 0
         if isinstance(code, bool) or not isinstance(code, int) or code < 0:
             raise ValueError(
-                f"json: cannot unmarshal {_json_kind(code)} into Go struct field Error.code "
+                f"json: cannot unmarshal {json_kind(code)} into Go struct field Error.code "
                 "of type uint"
             )
         for key, value in (("msg", msg), ("details", details)):
             if value is not None and not isinstance(value, str):
                 raise ValueError(
-                    f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                    f"json: cannot unmarshal {json_kind(value)} into Go struct field "
                     f"Error.{key} of type string"
                 )
     except ValueError as perr:
@@ -246,7 +252,7 @@ def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
     A result with a non-empty string `cniVersion` keeps it; otherwise it is
     taken to be in the config's version (issue #895).
     """
-    from pycni.spec.jsonutil import go_loads
+    from pycni.spec.jsonutil import go_loads, json_kind
 
     conf_version = config_version(netconf)
     try:
@@ -260,7 +266,7 @@ def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
         text = stdout.decode("utf-8", "replace")
         raise UntypedError(
             "failed to unmarshal raw result: json: cannot unmarshal "
-            f"{_json_kind(raw)} into Go value of type map[string]interface {{}} result {text}"
+            f"{json_kind(raw)} into Go value of type map[string]interface {{}} result {text}"
         )
     version = raw.get("cniVersion")
     if isinstance(version, str) and version:
@@ -271,14 +277,14 @@ def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
 
 def config_version(netconf: bytes) -> str:
     """Go's version.ConfigDecoder: the `cniVersion` of a config, "" meaning 0.1.0."""
-    from pycni.spec.jsonutil import go_loads
+    from pycni.spec.jsonutil import go_loads, json_kind
 
     try:
         doc = go_loads(netconf)
         version = doc.get("cniVersion") if isinstance(doc, dict) else None
         if version is not None and not isinstance(version, str):
             raise ValueError(
-                f"json: cannot unmarshal {_json_kind(version)} into Go struct field "
+                f"json: cannot unmarshal {json_kind(version)} into Go struct field "
                 "ConfigDecoder.cniVersion of type string"
             )
     except ValueError as err:
@@ -509,20 +515,6 @@ def _exit_desc(status: int) -> str:
 def _go_errno(err: OSError) -> str:
     text = err.strerror or os.strerror(err.errno or 0)
     return text[:1].lower() + text[1:]
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
 
 
 def _copy_stderr(data: bytes, stream=None) -> None:

@@ -12,7 +12,8 @@ Both are `flock(2)` locks on files under `<cacheDir>/locks/` (directory mode
 
 * `gc.lock` -- the GC lock, a readers/writer lock: ADD, CHECK and DEL hold it
   shared, GC holds it exclusively. It is never removed.
-* `ctr-<containerID>.lock` -- the container lock, held exclusively by ADD,
+* `ctr-<containerID>.lock` (named by a hash of the ID when the ID is not
+  valid or too long) -- the container lock, held exclusively by ADD,
   CHECK and DEL of that container (all its attachments). A successful DEL
   removes the file while still holding it; every locker checks after
   `flock()` that the file it locked is still the one at that path, and starts
@@ -30,6 +31,8 @@ import os
 
 LOCK_DIR = "locks"
 GC_LOCK = "gc.lock"
+# Longest container ID used verbatim in a lock file name (NAME_MAX is 255).
+_MAX_ID_IN_NAME = 200
 
 
 class FileLock:
@@ -111,9 +114,22 @@ def gc_lock(cache_dir: str, exclusive: bool) -> FileLock:
 
 
 def container_lock(cache_dir: str, container_id: str) -> FileLock:
-    """The per-container lock, held by ADD, CHECK and DEL."""
-    safe = container_id.replace("/", "_") or "_"
-    return FileLock(os.path.join(cache_dir, LOCK_DIR, f"ctr-{safe}.lock"))
+    """The per-container lock, held by ADD, CHECK and DEL.
+
+    An ID that is not a valid container ID (DEL and CHECK take any) or too
+    long for a file name is named by its hash: it must neither escape the
+    lock directory nor make the operation fail before any plugin runs.
+    """
+    from pycni.spec.validate import is_valid_name
+
+    if is_valid_name(container_id) and len(container_id) <= _MAX_ID_IN_NAME:
+        name = f"ctr-{container_id}.lock"
+    else:  # '=' is not allowed in container IDs, so no valid ID collides with it
+        from hashlib import sha256
+
+        digest = sha256(container_id.encode("utf-8", "surrogateescape")).hexdigest()
+        name = f"ctr=sha256-{digest}.lock"
+    return FileLock(os.path.join(cache_dir, LOCK_DIR, name))
 
 
 class OperationLock:

@@ -84,7 +84,7 @@ class CmdArgs:
             netns=environ.get("CNI_NETNS", ""),
             ifname=environ.get("CNI_IFNAME", ""),
             args=environ.get("CNI_ARGS", ""),
-            path=[p for p in path.split(os.pathsep)] if path else [],
+            path=path.split(os.pathsep) if path else [],
             stdin_data=stdin_data,
             netns_override=environ.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"),
         )
@@ -98,11 +98,16 @@ class CmdArgs:
 
     @property
     def cni_version(self) -> str:
-        value = self.conf.get("cniVersion") or ""
-        if not isinstance(value, str):
+        """The config's `cniVersion` ("" or absent: 0.1.0), read as Go's
+        ConfigDecoder reads it: any other type is a decoding error."""
+        from pycni.spec.jsonutil import ci_get, json_kind
+
+        value = ci_get(self.conf, "cniVersion")
+        if value is not None and not isinstance(value, str):
             raise CNIError(
                 errors.ERR_DECODING_FAILURE,
-                f"decoding version from network config: invalid cniVersion {value!r}",
+                f"decoding version from network config: json: cannot unmarshal "
+                f"{json_kind(value)} into Go struct field ConfigDecoder.cniVersion of type string",
             )
         return value or "0.1.0"
 
@@ -129,15 +134,30 @@ class CmdArgs:
 
 
 def _parse_attachments(key: str, value: object) -> list[tuple[str, str]]:
+    """[(containerID, ifname)] as Go decodes []types.GCAttachment: null is
+    empty, a missing or null field is "", any other non-string an error."""
+    from pycni.spec.jsonutil import ci_get, json_kind
+
     if value is None:
         return []
     if not isinstance(value, list):
-        raise CNIError(errors.ERR_DECODING_FAILURE, f"invalid {key}: expected a list")
+        raise CNIError(
+            errors.ERR_DECODING_FAILURE, f"invalid {key}: {json_kind(value)}, expected a list"
+        )
     out = []
     for item in value:
         if not isinstance(item, dict):
-            raise CNIError(errors.ERR_DECODING_FAILURE, f"invalid {key} entry {item!r}")
-        out.append((str(item.get("containerID", "")), str(item.get("ifname", ""))))
+            raise CNIError(errors.ERR_DECODING_FAILURE, f"invalid {key} entry: {json_kind(item)}")
+        pair = []
+        for field in ("containerID", "ifname"):
+            text = ci_get(item, field)
+            if text is not None and not isinstance(text, str):
+                raise CNIError(
+                    errors.ERR_DECODING_FAILURE,
+                    f"invalid {key} entry: {field} is a {json_kind(text)}, not a string",
+                )
+            pair.append(text or "")
+        out.append((pair[0], pair[1]))
     return out
 
 

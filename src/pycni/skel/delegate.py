@@ -52,22 +52,19 @@ def _run_in_process(module: str, stdin_data: bytes, env: dict) -> bytes:
 
 
 def delegate_add(plugin_type: str, stdin_data: bytes, environ: dict | None = None) -> Result:
-    """ADD through the delegate; if it fails, DEL it so it holds nothing."""
-    from pycni.spec.jsonutil import go_loads
+    """ADD through the delegate, its output read as libcni reads a plugin's
+    (fixupResultVersion, then the result of that version); if the ADD or
+    its output fails, DEL the delegate so it holds nothing."""
+    from pycni.runtime import invoke
     from pycni.spec.result import Result
 
     try:
         out = _run("ADD", plugin_type, stdin_data, environ)
-        raw = go_loads(out or b"{}") or {}
-        if not raw.get("cniVersion"):  # libcni's fixupResultVersion
-            raw["cniVersion"] = go_loads(stdin_data).get("cniVersion") or "0.1.0"
-        result = Result.from_dict(raw)
-    except (ValueError, AttributeError, CNIError) as err:
+        version, raw = invoke.fixup_result_version(stdin_data, out)
+        return Result.from_dict(raw, version)
+    except CNIError:
         delegate_del(plugin_type, stdin_data, environ, best_effort=True)
-        if isinstance(err, CNIError):
-            raise
-        raise CNIError(6, f"failed to unmarshal result of {plugin_type}: {err}")
-    return result
+        raise
 
 
 def delegate_del(

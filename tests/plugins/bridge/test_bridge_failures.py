@@ -211,3 +211,17 @@ def test_del_succeeds_with_add_only_config_errors(net, netns_factory):
 def test_del_config_errors_are_reported(net, netns_factory):
     out = net.runner(netns_factory()).delete(net.conf(hairpinMode="yes"))
     assert not out.ok and out.error["code"] == 7
+
+
+def test_existing_non_bridge_is_not_made_promiscuous(net, netns_factory):
+    """`bridge` naming an existing non-bridge device fails before promisc is
+    turned on, so the failed ADD leaves that device as it was."""
+    ip("link", "add", net.brname, "type", "veth", "peer", "name", net.brname + "p")
+    ct = netns_factory()
+    out = net.runner(ct).add(net.conf(promiscMode=True))
+    assert not out.ok
+    assert out.error["msg"] == f'"{net.brname}" already exists but is not a bridge'
+    assert "PROMISC" not in ip("link", "show", "dev", net.brname)
+    assert "eth0" not in links(ct.name)
+    assert net.reservations() == []
+    ip("link", "del", net.brname)

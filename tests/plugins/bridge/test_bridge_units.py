@@ -196,13 +196,6 @@ def test_rollback_runs_in_reverse_and_survives_failures(capsys):
     assert done == [3, 1]
 
 
-def test_dns_conf_set():
-    assert not common.dns_conf_set({})
-    assert not common.dns_conf_set(None)
-    assert common.dns_conf_set({"nameservers": []})
-    assert not common.dns_conf_set({"domain": ""})
-
-
 def test_open_netlink_errors():
     with pytest.raises(common.NetnsGone) as exc:
         common.open_netlink("/run/netns/pyc-absent-ns")
@@ -256,3 +249,17 @@ def test_split_args():
         "-j",
         "Y",
     ]
+
+
+def test_nft_setup_listing_failure_is_an_ipmasq_error(monkeypatch):
+    """A failing `nft -j list` during setup is reported like any other
+    masquerade failure (bridge turns IPMasqError into "failed to set up IP
+    masquerade"), not as a bare NftError."""
+    from pycni.kernel import nft as nftmod
+
+    def broken(argv, stdin, op):
+        raise nftmod.NftError(op, 1, "Error: Could not process rule: Permission denied")
+
+    monkeypatch.setattr(nftmod, "_run", broken)
+    with pytest.raises(ipmasq.IPMasqError, match="Permission denied"):
+        ipmasq.setup(["198.18.0.2/24"], "n", "eth0", "c", "nftables")

@@ -40,8 +40,11 @@ def _load(args: CmdArgs, for_add: bool = False) -> NetConf:
 
 def ensure_bridge(host: RtNetlink, n: NetConf):
     """Create the bridge (EEXIST tolerated, an existing one is not
-    reconfigured), set promisc if asked, verify it is a bridge, accept_ra=0,
-    set it up. Returns its Link."""
+    reconfigured), verify it is a bridge, set promisc if asked, accept_ra=0,
+    set it up. Returns its Link.
+
+    The reference sets promisc before the kind check; checking first means
+    a failed ADD never leaves a non-bridge device promiscuous."""
     from pycni.kernel.netlink import NetlinkError
 
     name = n.br_name
@@ -54,12 +57,12 @@ def ensure_bridge(host: RtNetlink, n: NetConf):
                 what += " with vlan_filtering (needed by vlan/vlanTrunk)"
             raise kernel_error(what, err)
     try:
+        br = bridge_by_name(host, name)
         if n.promisc_mode:
             try:
-                host.link_set(host.link_get(name), promisc=True)
+                host.link_set(br, promisc=True)
             except NetlinkError as err:
                 raise kernel_error(f'could not set promiscuous mode on "{name}"', err)
-        br = bridge_by_name(host, name)
         common._sysctl_quiet(f"net/ipv6/conf/{name}/accept_ra", "0")
         host.link_set(br, up=True)
     except NetlinkError as err:
