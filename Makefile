@@ -7,7 +7,11 @@ PY     := $(VENV)/bin/python
 DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint bench deps venv clean
+.PHONY: test test-matrix demo lint bench bench-versions deps venv clean
+
+# Every CPython pycni supports, found under the pyenv root (newest patch of each).
+MATRIX_VERSIONS := 3.9 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
 
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -33,11 +37,30 @@ lint: venv
 test: venv lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The suite on each supported interpreter: the plugins it runs, the plugin dir
+# it installs (PYCNI_TEST_PYTHON) and the Go-driver interop all use that version.
+test-matrix: deps
+	@set -e; for v in $(MATRIX_VERSIONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$py" ]; then echo "test-matrix: no Python $$v under $(PYENV_ROOT)/versions"; exit 1; fi; \
+	  venv=.venv-matrix/$$v; \
+	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    rm -rf $$venv; $$py -m venv $$venv; \
+	    $$venv/bin/python -m pip install -q -e '.[dev]' >$$venv.pip.log 2>&1 || { cat $$venv.pip.log; exit 1; }; \
+	    touch $$venv/.installed; \
+	  fi; \
+	  echo "== Python $$v: $$py"; \
+	  PYCNI_TEST_PYTHON=$$py $$venv/bin/python -m pytest -q -p no:cacheprovider; \
+	done
+
 demo: venv
 	$(VENV)/bin/pycni demo
 
 bench: venv
 	$(PY) bench/bench_plugins.py
 
+bench-versions: venv
+	$(PY) bench/bench_versions.py --pyenv-root $(PYENV_ROOT) $(MATRIX_VERSIONS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-matrix build *.egg-info src/*.egg-info

@@ -19,7 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from pycni.cli.install import LIB_DIR, host_python, install
+from pycni.cli.install import LIB_DIR, install, system_python
 from pycni.plugins import PLUGINS
 
 DISPATCH = """import os, sys
@@ -68,7 +68,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     opts = parser.parse_args()
-    python = host_python()
+    python = system_python()
     with tempfile.TemporaryDirectory() as tmp:
         launchers = Path(tmp) / "launchers"
         install(launchers, python)

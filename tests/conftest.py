@@ -6,7 +6,6 @@ host namespace, so plugins it executes never touch the real host.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 
 from sandbox import Netns, entered, leaked_netns
 
@@ -82,27 +82,8 @@ def _no_leaked_namespaces() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def gocnitool(tmp_path_factory) -> Path:
     """Our Go libcni driver (tests/interop/gocnitool), built once per session."""
-    import shutil
-    import subprocess
+    import gocni
 
-    go = shutil.which("go") or "/usr/lib/go/bin/go"
-    if (
-        not os.access(go, os.X_OK)
-        or not Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni").is_dir()
-    ):
-        pytest.skip("Go toolchain or Debian's libcni sources (golang-github-appc-cni-dev) missing")
-    out = tmp_path_factory.mktemp("gocnitool") / "gocnitool"
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": "/usr/share/gocode",
-        "GOCACHE": str(out.parent / "cache"),
-        "GOFLAGS": "",
-    }
-    subprocess.run(
-        [go, "build", "-o", str(out), "."],
-        cwd=ROOT / "tests/interop/gocnitool",
-        env=env,
-        check=True,
-    )
-    return out
+    if why := gocni.missing():
+        pytest.skip(why)
+    return gocni.build(tmp_path_factory.mktemp("gocnitool"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,88 @@ def test_cli_install_and_uninstall(tmp_path):
 
 @pytest.fixture
 def installed(cni_dirs):
-    install(cni_dirs["bin"])
+    """pycni installed for PYCNI_TEST_PYTHON (set by `make test-matrix`), else
+    for the system python3: the kernel smoke of each interpreter in the matrix."""
+    install(cni_dirs["bin"], os.environ.get("PYCNI_TEST_PYTHON") or None)
     return cni_dirs["bin"]
+
+
+def fake_python(path: Path, version: str, real: str) -> Path:
+    """A script that answers the interpreter probe like Python `version` at `real`."""
+    path.write_text(f"#!/bin/sh\nprintf '%s\\n%s' '{version}' '{real}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def old_pythons(tmp_path: Path) -> list[str]:
+    found = sorted(Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")).glob("versions/3.8.*"))
+    return [str(fake_python(tmp_path / "python3.8", "3.8.18", "/usr/bin/python3.8"))] + [
+        str(v / "bin/python3") for v in found[-1:]
+    ]
+
+
+def test_install_refuses_an_interpreter_outside_the_range_and_writes_nothing(tmp_path):
+    for python in old_pythons(tmp_path):
+        bin_dir = tmp_path / "bin"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pycni",
+                "install",
+                "--python",
+                python,
+                "--cni-bin-dir",
+                str(bin_dir),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 1, proc
+        assert "Python 3.8." in proc.stderr and "need Python 3.9 to 3.13" in proc.stderr
+        assert python in proc.stderr and "Traceback" not in proc.stderr
+        assert not bin_dir.exists()
+    future = fake_python(tmp_path / "python3.14", "3.14.0", "/usr/bin/python3.14")
+    with pytest.raises(CNIError, match=r"Python 3\.14\.0 .*need Python 3\.9 to 3\.13"):
+        install(tmp_path / "bin", str(future))
+
+
+def test_install_names_the_real_interpreter_behind_a_shim(tmp_path):
+    real = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    shim = tmp_path / "python3"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    install(tmp_path / "bin", str(shim))
+    assert (tmp_path / "bin/bridge").read_text().splitlines()[0] == f"#!{real} -IS"
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "/nonexistent/python3", "/tmp", "/bin/false"])
+def test_install_rejects_what_is_no_interpreter(tmp_path, bad):
+    with pytest.raises(CNIError, match=bad):
+        install(tmp_path / "bin", bad)
+    assert not (tmp_path / "bin").exists()
+
+
+def test_install_check_reports_interpreter_version_and_startup(tmp_path):
+    base = [sys.executable, "-m", "pycni", "install", "--check", "--cni-bin-dir", str(tmp_path)]
+    empty = subprocess.run(base, capture_output=True, text=True)
+    assert empty.returncode == 1 and "no pycni installation" in empty.stdout
+    install(tmp_path)
+    proc = subprocess.run(base, capture_output=True, text=True)
+    assert proc.returncode == 0, proc
+    python = (tmp_path / "bridge").read_text().splitlines()[0][2:-4]
+    version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert f"run on {python}" in proc.stdout
+    assert f"Python {version} (supported)" in proc.stdout
+    assert re.search(r"bare start-up \(python -I -S -c pass\): \d+\.\d ms median", proc.stdout)
+    (tmp_path / "host-local").write_text("#!/bin/sh\n")
+    broken = subprocess.run(base, capture_output=True, text=True)
+    assert broken.returncode == 1 and "altered launchers: host-local" in broken.stdout
 
 
 def write_conflist(conf_dir: Path, data_dir: Path, bridge: str) -> None:

@@ -62,7 +62,8 @@ def test_installed_launchers_are_recognised_by_their_own_copy(tmp_path):
     """An installed copy recognises its own launchers (and not the dev tree's)."""
     import subprocess
 
-    install(tmp_path)
+    python = os.path.realpath(sys._base_executable)
+    install(tmp_path, python)
     lib = tmp_path / ".pycni"
     probe = (
         f"import sys; sys.path.insert(0, {str(lib)!r}); "
@@ -70,7 +71,7 @@ def test_installed_launchers_are_recognised_by_their_own_copy(tmp_path):
         f"print(f({str(tmp_path / 'host-local')!r}))"
     )
     out = subprocess.run(
-        [os.path.realpath(sys._base_executable), "-IS", "-c", probe],
+        [python, "-IS", "-c", probe],
         capture_output=True,
         text=True,
         check=True,

@@ -25,18 +25,98 @@ LIB_DIR = ".pycni"
 MANIFEST = "MANIFEST"
 
 
-def host_python() -> str:
-    """The real interpreter behind this one (not a venv link or a pyenv shim)."""
-    base = getattr(sys, "_base_executable", "") or sys.executable
-    return os.path.realpath(base)
+# The CPython versions pycni runs on (inclusive), and where an OS keeps the
+# python3 it maintains: the distribution's own, which its updates keep working.
+SUPPORTED = ((3, 9), (3, 13))
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "/bin/python3")
+
+# Asked of a candidate interpreter with flags and code that any Python, 2.7
+# included, understands, so that an unsupported one is named, not crashed on.
+_PROBE = (
+    "import os, sys; "
+    "sys.stdout.write('%d.%d.%d\\n' % tuple(sys.version_info[:3])); "
+    "sys.stdout.write(os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable))"
+)
+
+
+class Interpreter:
+    """A python3 resolved to the binary that really runs (no shim, no venv link)."""
+
+    __slots__ = ("path", "version")
+
+    def __init__(self, path: str, version: tuple[int, int, int]) -> None:
+        self.path = path
+        self.version = version
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def supported(self) -> bool:
+        return SUPPORTED[0] <= self.version[:2] <= SUPPORTED[1]
+
+
+def supported_range() -> str:
+    (lo_major, lo_minor), (hi_major, hi_minor) = SUPPORTED
+    return f"{lo_major}.{lo_minor} to {hi_major}.{hi_minor}"
+
+
+def system_python() -> str:
+    """The python3 the OS maintains, else the real binary behind this process."""
+    for candidate in SYSTEM_PYTHONS:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return getattr(sys, "_base_executable", "") or sys.executable
+
+
+def probe(python: str) -> Interpreter:
+    """Run `python` once to learn its version and the real binary behind it.
+
+    A pyenv shim or a venv's link is resolved by the interpreter itself, so
+    launchers name the binary that runs and pay no shell start-up per exec.
+    """
+    import subprocess
+
+    if not os.access(python, os.X_OK) or os.path.isdir(python):
+        raise CNIError(7, f"python interpreter {python} is not an executable file")
+    try:
+        proc = subprocess.run(
+            [python, "-E", "-s", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise CNIError(7, f"python interpreter {python} could not be run: {err}")
+    lines = proc.stdout.splitlines()
+    try:
+        version = tuple(int(part) for part in lines[0].split("."))
+        real = lines[1]
+    except (IndexError, ValueError):
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[0].strip()
+        raise CNIError(7, f"{python} does not look like a Python interpreter: {detail}")
+    if proc.returncode != 0 or len(version) != 3 or not os.path.isabs(real):
+        raise CNIError(7, f"{python} does not look like a Python interpreter")
+    return Interpreter(real, version)  # type: ignore[arg-type]
+
+
+def choose_python(python: str | None = None) -> Interpreter:
+    """The interpreter launchers will name: `python` or the system's, in range."""
+    interp = probe(python or system_python())
+    if not interp.supported():
+        raise CNIError(
+            7,
+            f"{python or 'the system python3'} is Python {interp.version_text} "
+            f"({interp.path}); pycni's plugins need Python {supported_range()} "
+            "(choose one with --python PATH)",
+        )
+    return interp
 
 
 def install(bin_dir: str | Path, python: str | None = None, force: bool = False) -> list[str]:
-    """Install every plugin into bin_dir; return the plugin types written."""
+    """Install every plugin into bin_dir; return the plugin types written.
+
+    Nothing is written unless the interpreter is in the supported range.
+    """
     bin_dir = Path(bin_dir).resolve()
-    python = python or host_python()
-    if not os.access(python, os.X_OK):
-        raise CNIError(7, f"python interpreter {python} is not executable")
+    python = choose_python(python).path
     bin_dir.mkdir(parents=True, exist_ok=True)
     clashes = [t for t in PLUGINS if (bin_dir / t).exists() and not _is_ours(bin_dir / t)]
     if clashes and not force:
@@ -73,6 +153,66 @@ def uninstall(bin_dir: str | Path) -> list[str]:
             removed.append(plugin_type)
     shutil.rmtree(lib)
     return removed
+
+
+def bare_startup_ms(python: str, runs: int = 21) -> float:
+    """Median wall time of `python -I -S -c pass`: the floor every plugin exec pays."""
+    import time
+
+    samples = []
+    with open(os.devnull, "rb") as null:
+        fds = [null.fileno()] * 3
+        for _ in range(runs):
+            start = time.perf_counter()
+            pid = os.posix_spawn(
+                python,
+                [python, "-I", "-S", "-c", "pass"],
+                {},
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)],
+            )
+            os.waitpid(pid, 0)
+            samples.append(time.perf_counter() - start)
+    samples.sort()
+    return samples[len(samples) // 2] * 1000
+
+
+def check(bin_dir: str | Path) -> tuple[bool, list[str]]:
+    """What runs the plugins installed in bin_dir: (all usable, report lines)."""
+    from pycni.plugins.launcher import parse
+
+    bin_dir = Path(bin_dir).resolve()
+    manifest = bin_dir / LIB_DIR / MANIFEST
+    if not manifest.is_file():
+        return False, [f"no pycni installation in {bin_dir} (run `pycni install` first)"]
+    by_python: dict[str, list[str]] = {}
+    broken = []
+    for plugin_type in manifest.read_text().split():
+        try:
+            with open(bin_dir / plugin_type, "rb") as f:
+                parsed = parse(f.read(1024))
+        except OSError:
+            parsed = None
+        if parsed is None:
+            broken.append(plugin_type)
+        else:
+            by_python.setdefault(parsed[0], []).append(plugin_type)
+    ok = not broken
+    lines = [f"missing or altered launchers: {', '.join(broken)}"] if broken else []
+    for python, types in sorted(by_python.items()):
+        lines.append(f"plugins {', '.join(types)} run on {python}")
+        try:
+            interp = probe(python)
+        except CNIError as err:
+            ok = False
+            lines.append(f"  unusable: {err.msg}")
+            continue
+        verdict = "supported" if interp.supported() else f"NOT in {supported_range()}"
+        ok = ok and interp.supported()
+        lines.append(f"  Python {interp.version_text} ({verdict})")
+        lines.append(
+            f"  bare start-up (python -I -S -c pass): {bare_startup_ms(python):.1f} ms median"
+        )
+    return ok, lines
 
 
 def _is_ours(path: Path) -> bool:
@@ -120,7 +260,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--python",
         default=None,
-        help="interpreter the plugins run on (default: the host's real python3)",
+        help=(
+            f"interpreter the plugins run on, Python {supported_range()} "
+            "(default: the system's python3, resolved to its real path)"
+        ),
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="report the interpreter the installed plugins use and its start-up; install nothing",
     )
     parser.add_argument(
         "--force",
@@ -128,6 +276,10 @@ def main(argv: list[str]) -> int:
         help="replace plugins of the same name that pycni did not install",
     )
     opts = parser.parse_args(argv)
+    if opts.check:
+        ok, lines = check(opts.cni_bin_dir)
+        print("\n".join(lines))
+        return 0 if ok else 1
     for plugin_type in install(opts.cni_bin_dir, opts.python, opts.force):
         print(f"installed {plugin_type} -> {Path(opts.cni_bin_dir).resolve() / plugin_type}")
     return 0

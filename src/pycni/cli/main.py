@@ -52,8 +52,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "install": (
         "pycni.cli.install",
         "main",
-        "[--cni-bin-dir DIR]",
-        "install pycni's plugins into a CNI bin dir",
+        "[--cni-bin-dir DIR] [--python PATH] [--check]",
+        "install pycni's plugins into a CNI bin dir (or --check what runs them)",
     ),
     "uninstall": (
         "pycni.cli.install",

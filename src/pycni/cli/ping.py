@@ -55,7 +55,7 @@ def _await_reply(
         sock.settimeout(left)
         try:
             data = sock.recv(2048)
-        except TimeoutError:
+        except socket.timeout:  # an OSError, not TimeoutError, before 3.10
             return None
         ihl = (data[0] & 0x0F) * 4
         kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl : ihl + 8])

@@ -23,7 +23,7 @@ def parse(version: str) -> tuple[int, int, int]:
 
         raise ValueError(f"invalid version {go_quote(version)}: too many parts")
     names = ("major", "minor", "micro")
-    nums = [_atoi(part, name) for part, name in zip(parts, names, strict=False)]
+    nums = [_atoi(part, name) for part, name in zip(parts, names)]
     while len(nums) < 3:
         nums.append(0)
     return (nums[0], nums[1], nums[2])

@@ -315,7 +315,7 @@ def diff(go, py, path: str = "") -> list[str]:
         return out
     if isinstance(go, list) and isinstance(py, list) and len(go) == len(py):
         out = []
-        for i, (a, b) in enumerate(zip(go, py, strict=True)):
+        for i, (a, b) in enumerate(zip(go, py)):
             out += diff(a, b, f"{path}[{i}]")
         return out
     return [] if go == py else [f"{path}: go={go!r} py={py!r}"]
@@ -355,7 +355,7 @@ def ping(src_ns, address: str, timeout: float = 2.0) -> bool:
         while time.monotonic() < deadline:
             try:
                 raw, _ = sock.recvfrom(2048)
-            except TimeoutError:
+            except socket.timeout:  # an OSError, not TimeoutError, before 3.10
                 return False
             icmp = raw if v6 else raw[(raw[0] & 0x0F) * 4 :]
             if len(icmp) >= 8 and icmp[0] == reply and struct.unpack("!H", icmp[4:6])[0] == ident:

@@ -54,7 +54,7 @@ def cmd_add(args: CmdArgs) -> Result:
     try:
         # The reference's duplicate check: an address this attachment already
         # holds in a set that allocates freely. Only those files are read.
-        free_sets = [s for s, want in zip(cfg.range_sets, wanted, strict=True) if want is None]
+        free_sets = [s for s, want in zip(cfg.range_sets, wanted) if want is None]
         owned = []
         if free_sets:
             owned = [
@@ -63,7 +63,7 @@ def cmd_add(args: CmdArgs) -> Result:
                     cid, ifname, lambda a: any(s.contains(*a) for s in free_sets)
                 )
             ]
-        for idx, (rset, want) in enumerate(zip(cfg.range_sets, wanted, strict=True)):
+        for idx, (rset, want) in enumerate(zip(cfg.range_sets, wanted)):
             try:
                 rng, value = Allocator(rset, store, idx).get(cid, ifname, want, owned)
             except CNIError as err:
