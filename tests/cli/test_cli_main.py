@@ -170,11 +170,11 @@ def test_gc_status(net, cli, capsys):
     run("--cache-dir", cache, "add", "net", "/a")
     run("--cache-dir", cache, "add", "net", "/b")
     capsys.readouterr()
-    assert run("--cache-dir", cache, "gc", "net", "/unused") == 0
+    assert run("--cache-dir", cache, "gc", "net") == 0
     assert cache_files(cli["cache"]) == []
     gcs = [e for e in read_log(net) if e["cmd"] == "GC"]
     assert len(gcs) == 2 and "cni.dev/valid-attachments" not in gcs[0]["stdin"]
-    assert run("--cache-dir", cache, "status", "net", "/unused") == 0
+    assert run("--cache-dir", cache, "status", "net") == 0
     assert capsys.readouterr() == ("", "")
 
 
@@ -185,7 +185,7 @@ def test_status_failure_keeps_the_code(cli, capsys):
             "s", [plugin("testplugin", test={"status": "fail", "code": 50, "msg": "no daemon"})]
         ),
     )
-    assert run("status", "s", "/x") == 1
+    assert run("status", "s") == 1
     assert capsys.readouterr().err == "pycni: status failed: no daemon (CNI error 50)\n"
 
 
@@ -200,7 +200,7 @@ def test_gc_errors_are_one_line(cli, capsys):
             ],
         ),
     )
-    assert run("--cache-dir", str(cli["cache"]), "gc", "g", "/x") == 1
+    assert run("--cache-dir", str(cli["cache"]), "gc", "g") == 1
     assert capsys.readouterr().err == (
         "pycni: gc failed: failed to GC plugin testplugin: first; "
         "failed to GC plugin testplugin2: second\n"
@@ -233,12 +233,16 @@ def test_default_config_dir(cli, monkeypatch):
     assert calls == ["/etc/cni/net.d"]
 
 
-def test_no_cni_path(net, cli, monkeypatch, capsys):
+def test_no_cni_path(net, cli, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli_main, "DEFAULT_BIN_DIR", str(tmp_path / "opt-cni-bin"))
     monkeypatch.delenv("CNI_PATH")
     assert run("--cache-dir", str(cli["cache"]), "add", "net", "/x") == 1
     assert capsys.readouterr().err == (
-        'pycni: add failed: plugin type="testplugin" failed (add): no paths provided\n'
+        "pycni: add failed: CNI_PATH is not set: set it to the directories of your CNI "
+        f"plugins, e.g. CNI_PATH={tmp_path}/opt-cni-bin (once `pycni install` has put its "
+        f"plugins in {tmp_path}/opt-cni-bin, pycni finds them there by itself)\n"
     )
+    assert read_log(net) == []
 
 
 def test_timeout_option(cli, capsys):
@@ -248,12 +252,12 @@ def test_timeout_option(cli, capsys):
         'pycni: add failed: plugin type="testplugin" failed (add): netplugin timed out after '
         "0.5s and was killed: signal: terminated\n"
     )
-    assert run("--timeout", "soon", "add", "h", "/x") == 1
+    assert run("--timeout", "soon", "add", "h", "/x") == 2
     assert "invalid --timeout" in capsys.readouterr().err
 
 
 def test_usage_errors(cli, capsys):
-    assert run() == 1
+    assert run() == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("usage: pycni ")
     assert run("--help") == 0
@@ -261,17 +265,17 @@ def test_usage_errors(cli, capsys):
     assert "add NETWORK NETNS" in out and "ls" in out and err == ""
     assert run("help") == 0
     capsys.readouterr()
-    assert run("add", "net") == 1
+    assert run("add", "net") == 2
     assert capsys.readouterr().err == (
-        "pycni add: requires at least 2 arg(s), only received 1 (see 'pycni --help')\n"
+        "pycni add: requires at least 2 arg(s), only received 1 (see 'pycni add --help')\n"
     )
-    assert run("frobnicate") == 1
+    assert run("frobnicate") == 2
     assert capsys.readouterr().err == (
         "pycni: unknown command \"frobnicate\" (see 'pycni --help')\n"
     )
-    assert run("--bogus", "add") == 1
+    assert run("--bogus", "add") == 2
     assert "unknown flag: --bogus" in capsys.readouterr().err
-    assert run("add", "--cache-dir") == 1
+    assert run("add", "--cache-dir") == 2
     assert "flag needs an argument: --cache-dir" in capsys.readouterr().err
     assert run("--version") == 0
     assert capsys.readouterr().out.startswith("pycni ")
@@ -342,8 +346,10 @@ def test_ls(cli, monkeypatch, capsys):
     assert run("ls", "--validate", str(conf)) == 0
     out = capsys.readouterr().out
     assert 'invalid: [plugin testplugin does not support config version "1.1.0"' in out
-    assert run("ls", str(conf / "none")) == 0
-    assert capsys.readouterr().out == f"no network configurations in {conf}/none\n"
+    empty = conf / "empty"
+    empty.mkdir()
+    assert run("ls", str(empty)) == 0
+    assert capsys.readouterr().out == f"no network configurations in {empty}\n"
 
 
 def test_python_dash_m(net, cli, tmp_path):

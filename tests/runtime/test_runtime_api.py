@@ -729,3 +729,67 @@ def test_locking_can_be_disabled(plugin_dir, cni_dirs, plugin_log):
     net = make_net("net", [plugin("testplugin", "a", plugin_log)])
     cni.add_network_list(net, RT)
     assert not (cni_dirs["cache"] / "locks").exists()
+
+
+# --- the cache can hold what the plugins configured (issue 6, item 4) ------------------
+
+
+@pytest.mark.parametrize("length", [200, 221, 240])
+def test_long_network_names_that_fit_a_file_name_are_cached(cni, plugin_log, length):
+    rt = RT.copy(container_id="c" * 10)
+    name = "n" * (255 - len("-cccccccccc-eth0") - (240 - length))
+    net = chain(plugin_log, name=name)
+    cni.add_network_list(net, rt)
+    assert cni.get_network_list_cached_result(net, rt) is not None
+    cni.del_network_list(net, rt)
+    assert cni.get_network_list_cached_result(net, rt) is None
+
+
+def test_a_cache_name_over_the_file_name_limit_fails_before_any_plugin(cni, plugin_log):
+    rt = RT.copy(container_id="c" * 40)
+    net = chain(plugin_log, name="n" * 220)
+    with pytest.raises(CNIError) as err:
+        cni.add_network_list(net, rt)
+    assert err.value.code == 7
+    assert "over the 255 a file name may have" in err.value.msg
+    assert read_log(plugin_log) == []
+
+
+def test_a_cache_dir_that_is_a_file_fails_before_any_plugin(plugin_dir, plugin_log, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    cni = CNIConfig(path=[str(plugin_dir)], cache_dir=str(blocker), timeout=30)
+    with pytest.raises(CNIError) as err:
+        cni.add_network_list(chain(plugin_log), RT)
+    assert str(err.value) == f"{blocker} is not a directory"
+    assert read_log(plugin_log) == []
+
+
+# --- GC prunes what no attachment owns (issue 6, item 5) --------------------------------
+
+
+def test_gc_prunes_container_locks_left_by_failed_and_never_deleted_operations(
+    cni, plugin_log, cni_dirs
+):
+    from pycni.runtime import lock
+
+    failing = make_net("net", [plugin("testplugin", "a", plugin_log, test={"add": "fail"})])
+    for i in range(3):
+        with pytest.raises(CNIError):
+            cni.add_network_list(failing, RT.copy(container_id=f"failed{i}"))
+    cni.add_network_list(chain(plugin_log), RT.copy(container_id="kept"))
+    weird = RT.copy(container_id="x" * 300)  # a hashed lock name
+    with pytest.raises(CNIError):
+        cni.add_network_list(failing, weird)
+    locks = cni_dirs["cache"] / lock.LOCK_DIR
+    assert len(list(locks.glob("ctr*.lock"))) == 5
+    held = lock.container_lock(str(cni_dirs["cache"]), "busy")
+    held.acquire()  # a caller that does not take the GC lock
+    try:
+        cni.gc_network_list(chain(plugin_log), [("kept", "eth0")])
+        assert sorted(p.name for p in locks.iterdir()) == ["ctr-busy.lock", "gc.lock"]
+    finally:
+        held.release()
+    rt = RT.copy(container_id="kept")  # its lock comes back when it is needed
+    cni.del_network_list(chain(plugin_log), rt)
+    assert cni.get_network_list_cached_result(chain(plugin_log), rt) is None

@@ -178,7 +178,7 @@ def test_bridge_with_the_cli(host_ns, netns_factory, cni_dirs, cli_env):
         check = pycni("--cache-dir", cache, "check", "br-net", ct.path, env=cli_env)
         assert check.returncode == 0, check.stderr
 
-        status = pycni("--cache-dir", cache, "status", "br-net", ct.path, env=cli_env)
+        status = pycni("--cache-dir", cache, "status", "br-net", env=cli_env)
         assert status.returncode == 0, status.stderr  # 1.0.0: nothing to run
 
         for _ in range(2):

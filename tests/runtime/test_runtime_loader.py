@@ -208,3 +208,19 @@ def test_load_all_networks(tmp_path):
     assert "invalid characters found in network name" in str(out[4][1])
     assert out[3][1].cni_version == "0.3.1"
     assert loader.load_all_networks(str(tmp_path / "missing")) == []
+
+
+def test_a_deeply_nested_conflist_loads_like_in_go(tmp_path):
+    """Issue 6, item 10: 5000 levels (Go accepts 10000) no longer make the
+    whole directory unusable; past Go's limit the lookup fails as in Go."""
+    deep = "[" * 5000 + "]" * 5000
+    doc = json.dumps(conflist("deep", [{"type": "bridge", "x": "@"}])).replace('"@"', deep)
+    (tmp_path / "10-deep.conflist").write_text(doc)
+    write_json(tmp_path / "20-ok.conflist", conflist("ok", [{"type": "ptp"}]))
+    assert types(load_network_conf(str(tmp_path), "ok")) == ["ptp"]
+    net = load_network_conf(str(tmp_path), "deep")
+    assert net.raw_bytes == doc.encode() and types(net) == ["bridge"]
+    too_deep = doc.replace(deep, "[" * 10001 + "]" * 10001)
+    (tmp_path / "10-deep.conflist").write_text(too_deep)
+    with pytest.raises(CNIError, match="exceeded max depth"):
+        load_network_conf(str(tmp_path), "ok")

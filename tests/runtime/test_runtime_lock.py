@@ -10,6 +10,7 @@ import pytest
 from rt_helpers import file_mode
 
 from pycni.runtime import lock
+from pycni.spec.errors import CNIError
 
 
 def _in_thread(fn):
@@ -140,7 +141,7 @@ def test_unwritable_lock_dir_runs_unlocked(tmp_path, monkeypatch):
 
 def test_other_errors_are_raised(tmp_path):
     (tmp_path / "locks").write_text("a file where the directory should be")
-    with pytest.raises(OSError):
+    with pytest.raises(CNIError, match=f"^{tmp_path / 'locks'} is not a directory$"):
         lock.container_lock(str(tmp_path), "c1").acquire()
 
 

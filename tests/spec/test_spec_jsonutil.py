@@ -72,6 +72,40 @@ def test_go_loads() -> None:
         go_loads(b"[" * 100000 + b"]" * 100000)
 
 
+def nested(depth: int, leaf: str = '{"k": [1, "x\\u0026", null]}') -> str:
+    """`depth` levels of alternating objects and arrays around `leaf`."""
+    opening = "".join('{"a":' if i % 2 else "[" for i in range(depth))
+    closing = "".join("}" if i % 2 else "]" for i in reversed(range(depth)))
+    return opening + leaf + closing
+
+
+@pytest.mark.parametrize("depth", [10, 990, 1000, 2500, 9998])
+def test_any_depth_go_accepts_decodes_and_encodes(depth) -> None:
+    """Issue 6, item 10: Go accepts 10000 levels; the C scanner alone ~990."""
+    text = nested(depth)
+    doc = go_loads(text)
+    assert go_dumps(doc, indent=False) == text.replace(": ", ":").replace(", ", ",")
+    if depth <= 1000:  # indented text grows with the square of the depth
+        assert go_dumps(go_loads(go_dumps(doc))) == go_dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (nested(10000), "exceeded max depth"),
+        (nested(3000, "[1,]"), "Expecting value"),
+        (nested(3000, '{"a" 1}'), "Expecting ':' delimiter"),
+        (nested(3000, "{1: 2}"), "Expecting property name enclosed in double quotes"),
+        (nested(3000, "[1 2]"), "Expecting ',' delimiter"),
+        ("[" * 3000, "Expecting value"),
+        (nested(3000) + "x", "Extra data"),
+    ],
+)
+def test_deep_documents_are_refused_like_shallow_ones(text, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        go_loads(text)
+
+
 @pytest.mark.parametrize(
     ("s", "quoted"),
     [

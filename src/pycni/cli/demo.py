@@ -4,7 +4,8 @@ A sandbox "host" namespace stands in for the machine, so the demo is safe
 anywhere: two container namespaces are attached to the built-in default
 network (bridge + host-local) by the pycni runtime executing the installed
 pycni plugins, they ping each other, CHECK passes, DEL removes everything, and
-the sandbox goes away.
+the sandbox goes away -- also when the demo is stopped with INT, TERM, HUP
+or QUIT (see `pycni.cli.signals`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,22 @@ import time
 from pathlib import Path
 
 from pycni.cli import defaultnet
+from pycni.cli.main import Failure
+
+HELP = """\
+Everything happens in namespaces the demo creates and removes: a sandbox
+"host" namespace stands in for this machine, so the real host's interfaces,
+routes and sysctls are not touched. Needs root."""
 
 
-class DemoFailed(Exception):
-    pass
+class DemoFailed(Failure):
+    """The demo's own check failed: "pycni: demo failed: <what>", exit 1."""
+
+
+def _print(line: str = "") -> None:
+    from pycni.cli.main import out
+
+    out(line + "\n")
 
 
 class Sandbox:
@@ -30,15 +43,14 @@ class Sandbox:
         self.tag = secrets.token_hex(3)
         self.tmp = Path(tempfile.mkdtemp(prefix="pycni-demo-"))
         self.namespaces: list[str] = []
-        self.host = self.new_netns("host")
+        self.host = ""
 
     def new_netns(self, role: str) -> str:
         from pycni.kernel import netns
 
         name = f"pycni-demo-{role}-{self.tag}"
-        path = netns.create_named(name)
-        self.namespaces.append(name)
-        return path
+        self.namespaces.append(name)  # first: an interrupted create is removed too
+        return netns.create_named(name)
 
     def close(self) -> None:
         from pycni.kernel import netns
@@ -66,7 +78,8 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  " + line for line in lines)
 
 
-def run_demo(out=print) -> None:
+def run_demo(out=_print, trap=None) -> None:
+    """The demo; `trap` (a `signals.Trap`) is held while the sandbox is removed."""
     from pycni.cli.install import install
     from pycni.kernel import netns
     from pycni.kernel.netlink import RtNetlink
@@ -75,6 +88,7 @@ def run_demo(out=print) -> None:
     host_links_before = _host_link_names()
     box = Sandbox()
     try:
+        box.host = box.new_netns("host")
         with netns.enter(box.host):
             bin_dir = box.tmp / "bin"
             install(bin_dir)
@@ -159,6 +173,8 @@ def run_demo(out=print) -> None:
             if ports or held or cached:
                 raise DemoFailed("DEL left state behind")
     finally:
+        if trap is not None:
+            trap.hold()
         box.close()
     left = [n for n in box.namespaces if os.path.exists(f"/run/netns/{n}")]
     if left:
@@ -170,17 +186,13 @@ def run_demo(out=print) -> None:
 
 
 def main(argv: list[str]) -> int:
-    import sys
+    from pycni.cli.main import UsageError, out, parse_args
+    from pycni.cli.signals import Trap
 
-    if argv:
-        print("usage: pycni demo", file=sys.stderr)
-        return 2
-    from pycni.spec.errors import CNIError
-
-    try:
-        run_demo()
-    except (DemoFailed, CNIError) as err:
-        print(f"pycni demo: FAILED: {err}", file=sys.stderr)
-        return 1
-    print("\ndemo ok")
+    _, positional, _ = parse_args(argv)
+    if positional:
+        raise UsageError("takes no arguments")
+    with Trap() as trap:
+        run_demo(trap=trap)
+    out("\ndemo ok\n")
     return 0

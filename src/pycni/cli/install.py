@@ -251,12 +251,14 @@ def _write_launcher(path: Path, python: str, plugin_type: str, module: str, lib:
 
 
 def main(argv: list[str]) -> int:
-    import argparse
+    from pycni.cli.main import DEFAULT_BIN_DIR, argument_parser, check_dir, out, printable
 
-    parser = argparse.ArgumentParser(
-        prog="pycni install", description="Install pycni plugins into a CNI bin dir."
+    parser = argument_parser("install", "Install pycni plugins into a CNI bin dir.")
+    parser.add_argument(
+        "--cni-bin-dir",
+        default=DEFAULT_BIN_DIR,
+        help=f"where to install (default {DEFAULT_BIN_DIR}, used when CNI_PATH is unset)",
     )
-    parser.add_argument("--cni-bin-dir", default="/opt/cni/bin")
     parser.add_argument(
         "--python",
         default=None,
@@ -276,26 +278,27 @@ def main(argv: list[str]) -> int:
         help="replace plugins of the same name that pycni did not install",
     )
     opts = parser.parse_args(argv)
+    check_dir("CNI bin dir", opts.cni_bin_dir)
     if opts.check:
         ok, lines = check(opts.cni_bin_dir)
-        print("\n".join(lines))
+        out("".join(printable(line) + "\n" for line in lines))
         return 0 if ok else 1
     for plugin_type in install(opts.cni_bin_dir, opts.python, opts.force):
-        print(f"installed {plugin_type} -> {Path(opts.cni_bin_dir).resolve() / plugin_type}")
+        line = f"installed {plugin_type} -> {Path(opts.cni_bin_dir).resolve() / plugin_type}"
+        out(printable(line) + "\n")
     return 0
 
 
 def main_uninstall(argv: list[str]) -> int:
-    import argparse
+    from pycni.cli.main import DEFAULT_BIN_DIR, argument_parser, check_dir, out, printable
 
-    parser = argparse.ArgumentParser(
-        prog="pycni uninstall", description="Remove what `pycni install` put into a dir."
-    )
-    parser.add_argument("--cni-bin-dir", default="/opt/cni/bin")
+    parser = argument_parser("uninstall", "Remove what `pycni install` put into a dir.")
+    parser.add_argument("--cni-bin-dir", default=DEFAULT_BIN_DIR)
     opts = parser.parse_args(argv)
+    check_dir("CNI bin dir", opts.cni_bin_dir)
     removed = uninstall(opts.cni_bin_dir)
     for plugin_type in removed:
-        print(f"removed {plugin_type}")
+        out(printable(f"removed {plugin_type}") + "\n")
     if not removed:
-        print(f"nothing installed by pycni in {opts.cni_bin_dir}")
+        out(printable(f"nothing installed by pycni in {opts.cni_bin_dir}") + "\n")
     return 0

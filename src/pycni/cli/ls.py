@@ -8,22 +8,34 @@ version and plugin chain, and a status:
 * `invalid: <error>` -- the file does not load (with --validate also: a
   plugin is missing from $CNI_PATH or does not support the version);
 * `shadowed by <file>` -- an earlier file defines the same name;
-* `unreachable: <file> is broken` -- libcni stops every lookup at the first
-  broken conflist, so networks after it cannot be found by name.
+* `unreachable: <file> is broken` -- libcni's lookup reads the files in this
+  order and stops at the first that does not parse: every conflist, then
+  every `.conf`/`.json` (a `.conf` whose name is invalid still parses), so
+  the networks after it cannot be found by name;
+* `skipped: <kind>, not a regular file` -- a FIFO, socket or device with a
+  config name; lookups pass over it without opening it.
 
-Exit status 0 unless DIR cannot be read.
+File names and errors are printed with non-printable characters escaped.
+Exit status 0 unless DIR is missing, not a directory or cannot be read.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from pycni.cli.main import UsageError, cni_path, parse_args
+from pycni.cli.main import Failure, UsageError, cni_path, out, parse_args, printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from pycni.cli.main import Options
+
+HELP = """\
+DIR defaults to $NETCONFPATH, else /etc/cni/net.d. Files are listed in the
+order `pycni add` looks them up; STATUS says whether `pycni add NAME` would
+use the file: ok, invalid, shadowed by an earlier file, unreachable (a broken
+file earlier stops every lookup, as in libcni), or skipped (not a regular
+file). --validate also asks each plugin in $CNI_PATH whether it supports the
+config's version; --json prints the rows as JSON."""
 
 
 def main(args: list[str]) -> int:
@@ -34,34 +46,38 @@ def main(args: list[str]) -> int:
     from pycni.runtime.loader import DEFAULT_CONF_DIR, load_all_networks
 
     directory = positional[0] if positional else (os.environ.get("NETCONFPATH") or DEFAULT_CONF_DIR)
+    if not os.path.isdir(directory):
+        if os.path.lexists(directory):
+            raise Failure(f"config dir {directory} is not a directory")
+        raise Failure(f"config dir {directory} does not exist")
     rows = describe(load_all_networks(directory), "--validate" in given, opts)
     if as_json:
         import json
 
-        sys.stdout.write(json.dumps(rows, indent=4) + "\n")
+        out(json.dumps(rows, indent=4) + "\n")
         return 0
     if not rows:
-        sys.stdout.write(f"no network configurations in {directory}\n")
+        out(printable(f"no network configurations in {directory}") + "\n")
         return 0
     table = [("NAME", "VERSION", "PLUGINS", "FILE", "STATUS")]
     for row in rows:
-        table.append(
-            (
-                row["name"] or "-",
-                row["cniVersion"] or "-",
-                ",".join(row["plugins"]) or "-",
-                row["file"],
-                row["status"],
-            )
+        cells = (
+            row["name"] or "-",
+            row["cniVersion"] or "-",
+            ",".join(row["plugins"]) or "-",
+            row["file"],
+            row["status"],
         )
+        table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(r[c]) for r in table) for c in range(4)]
     for r in table:
-        sys.stdout.write("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] + "\n")
+        out("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] + "\n")
     return 0
 
 
 def describe(entries: list, validate: bool = False, opts: Options | None = None) -> list[dict]:
     """One dict per file: file, name, cniVersion, plugins, valid, status, error."""
+    from pycni.runtime.loader import NotRegularFile
     from pycni.spec.errors import CNIError
 
     cni = None
@@ -75,7 +91,7 @@ def describe(entries: list, validate: bool = False, opts: Options | None = None)
         )
     rows = []
     seen: dict[str, str] = {}
-    broken_conflist = ""
+    broken = ""  # the first file that stops every lookup after it
     for path, item in entries:
         row: dict = {
             "file": path,
@@ -87,11 +103,15 @@ def describe(entries: list, validate: bool = False, opts: Options | None = None)
             "error": "",
         }
         rows.append(row)
+        if isinstance(item, NotRegularFile):
+            row["error"] = str(item)
+            row["status"] = f"skipped: {item.kind}, not a regular file"
+            continue
         if isinstance(item, CNIError):
             row["error"] = str(item)
             row["status"] = "invalid: " + _one_line(str(item))
-            if path.endswith(".conflist") and not broken_conflist:
-                broken_conflist = path
+            if not broken and _stops_lookups(path):
+                broken = path
             continue
         row["name"] = item.name
         row["cniVersion"] = item.cni_version
@@ -99,9 +119,9 @@ def describe(entries: list, validate: bool = False, opts: Options | None = None)
         if item.name in seen:
             row["status"] = f"shadowed by {seen[item.name]}"
             continue
-        if broken_conflist:
-            row["status"] = f"unreachable: {broken_conflist} is broken"
-            row["error"] = f"lookups stop at the broken {broken_conflist}"
+        if broken:
+            row["status"] = f"unreachable: {broken} is broken"
+            row["error"] = f"lookups stop at the broken {broken}"
             continue
         seen[item.name] = path
         if cni is not None:
@@ -114,6 +134,22 @@ def describe(entries: list, validate: bool = False, opts: Options | None = None)
         row["valid"] = True
         row["status"] = "ok"
     return rows
+
+
+def _stops_lookups(path: str) -> bool:
+    """Whether a file that failed to load also ends libcni's lookups: a broken
+    conflist does; a `.conf`/`.json` only if it does not even parse as a plugin
+    config (LoadConf compares the names of those that do)."""
+    if path.endswith(".conflist"):
+        return True
+    from pycni.runtime import loader
+    from pycni.spec.errors import CNIError
+
+    try:
+        loader.plugin_conf_from_bytes(loader._read(path))
+    except CNIError:
+        return True
+    return False
 
 
 def _one_line(text: str) -> str:

@@ -1,7 +1,14 @@
 """`pycni run`: run a command in a new netns attached to CNI networks.
 
 The namespace lives exactly as long as the command: ADD before, DEL and
-namespace removal after, also when the command fails or is interrupted.
+namespace removal after -- also when the command fails or cannot be found,
+and when pycni gets INT, TERM, HUP or QUIT, which it passes on to the command
+and then waits for it (see `pycni.cli.signals`). Signals that arrive while
+the networks are being set up abort the setup, and the teardown still runs.
+
+Exit status: the command's; 128+N when it died of signal N (as a shell
+reports it); 127 when it cannot be found, 126 when it cannot be executed;
+128+N when signal N stopped pycni before the command started.
 """
 
 from __future__ import annotations
@@ -9,8 +16,27 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import sys
-import tempfile
+
+from pycni.cli import defaultnet
+from pycni.cli.main import DEFAULT_CACHE_DIR, Failure, UsageError, check_dir, parse_args
+
+HELP = f"""\
+COMMAND runs in a new network namespace with lo up and one interface per
+--net NAME (a network of $NETCONFPATH, default /etc/cni/net.d): eth0, or the
+-i/--ifname name, on the first, then net1, net2, ... When COMMAND exits, or
+pycni gets INT, TERM, HUP or QUIT (passed on to COMMAND first), the
+interfaces, IP reservations, cache entries and the namespace are removed.
+
+Without --net, the built-in default network is used, and it changes the
+host pycni runs on: it creates the bridge {defaultnet.DEFAULT_BRIDGE} with the address 198.18.0.1/24
+(left in place afterwards), turns on IPv4 forwarding (net.ipv4.ip_forward=1,
+left on) and hands out addresses of {defaultnet.DEFAULT_SUBNET} (reservations in
+/var/lib/cni/networks/{defaultnet.DEFAULT_NAME}). Outside a throwaway machine or namespace, give
+--net your own network; `pycni demo` shows everything in a sandbox.
+
+Plugins come from $CNI_PATH, else from a private install in a temp dir.
+Exit status: COMMAND's; 128+N if it died of signal N; 127 if it is not
+found, 126 if it cannot be executed."""
 
 
 def _plugin_path(tmp_holder: list[str]) -> list[str]:
@@ -18,6 +44,8 @@ def _plugin_path(tmp_holder: list[str]) -> list[str]:
     env = os.environ.get("CNI_PATH", "")
     if env:
         return [p for p in env.split(os.pathsep) if p]
+    import tempfile
+
     from pycni.cli.install import install
 
     tmp = tempfile.mkdtemp(prefix="pycni-run-")
@@ -27,81 +55,123 @@ def _plugin_path(tmp_holder: list[str]) -> list[str]:
 
 
 def _networks(names: list[str]) -> list:
-    from pycni.cli import defaultnet
-
     if not names:
         return [defaultnet.default_network()]
     from pycni.runtime import load_network_conf
 
-    conf_dir = os.environ.get("NETCONFPATH", "/etc/cni/net.d")
+    conf_dir = os.environ.get("NETCONFPATH") or "/etc/cni/net.d"
     return [load_network_conf(conf_dir, name) for name in names]
+
+
+def _ifnames(first: str, count: int) -> list[str]:
+    """`first`, then net1, net2, ... (skipping `first`), `count` in all."""
+    names = [first]
+    i = 1
+    while len(names) < count:
+        if f"net{i}" != first:
+            names.append(f"net{i}")
+        i += 1
+    return names[:count]
+
+
+def _spawn(command: list[str], mask: set[int]) -> int:
+    """posix_spawnp `command` with `mask` and default SIGPIPE/SIGXFSZ (which
+    Python ignores); a Failure with the shell's 127/126 if it cannot start."""
+    import signal
+
+    try:
+        return os.posix_spawnp(
+            command[0],
+            command,
+            os.environ,
+            setsigmask=mask,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except FileNotFoundError:
+        if "/" in command[0]:
+            raise Failure(f"{command[0]}: no such file or directory", status=127)
+        raise Failure(f"{command[0]}: command not found", status=127)
+    except OSError as err:
+        raise Failure(f"{command[0]}: cannot execute: {err.strerror or err}", status=126)
 
 
 def run(
     command: list[str],
     net_names: list[str],
-    cache_dir: str = "/var/lib/cni",
+    cache_dir: str = DEFAULT_CACHE_DIR,
     timeout: float | None = None,
+    ifname: str = "eth0",
 ) -> int:
-    import subprocess
-
-    from pycni.cli import defaultnet
+    """Run `command` attached to the networks; return its exit status (see the
+    module docstring). Must be called from the main thread."""
+    from pycni.cli.main import describe_error
+    from pycni.cli.signals import Trap
     from pycni.kernel import netns
     from pycni.runtime import CNIConfig, RuntimeConf
 
+    check_dir("cache dir", cache_dir)
     networks = _networks(net_names)
+    ifnames = _ifnames(ifname, len(networks))
     tmp: list[str] = []
     name = f"pycni-run-{secrets.token_hex(4)}"
     attached: list = []
     path = ""
+    created = False
     cni = None
-    try:
-        cni = CNIConfig(path=_plugin_path(tmp), cache_dir=cache_dir, timeout=timeout)
-        path = netns.create_named(name)
-        lo = (defaultnet.loopback_network(), RuntimeConf(name, path, "lo"))
-        for i, net in enumerate([lo[0], *networks]):
-            rt = lo[1] if i == 0 else RuntimeConf(name, path, "eth0" if i == 1 else f"net{i - 1}")
-            attached.append((net, rt))  # DEL follows even a failed ADD (spec)
-            cni.add_network_list(net, rt)
-        with netns.enter(path):
-            child = subprocess.Popen(command)
+    status = None
+    problem: BaseException | None = None
+    with Trap() as trap:
         try:
-            return child.wait()
-        except KeyboardInterrupt:
-            return child.wait()
-    finally:
-        errors = []
-        for net, rt in reversed(attached if cni is not None else []):
-            try:
-                cni.del_network_list(net, rt)
-            except Exception as err:  # keep tearing down: the netns must go
-                errors.append(f"DEL {net.name} {rt.ifname}: {err}")
-        if path:
-            netns.delete_named(name)
-        for t in tmp:
-            shutil.rmtree(t, ignore_errors=True)
-        for line in errors:
-            print(f"pycni run: {line}", file=sys.stderr)
+            cni = CNIConfig(path=_plugin_path(tmp), cache_dir=cache_dir, timeout=timeout)
+            created = True  # before: an interrupted create is removed too
+            path = netns.create_named(name)
+            steps = [(defaultnet.loopback_network(), "lo"), *zip(networks, ifnames)]
+            for net, iface in steps:
+                rt = RuntimeConf(name, path, iface)
+                attached.append((net, rt))  # DEL follows even a failed ADD (spec)
+                cni.add_network_list(net, rt)
+            trap.hold()
+            with netns.enter(path):
+                pid = _spawn(command, trap.child_mask)
+            status = os.waitstatus_to_exitcode(trap.wait_child(pid))
+        except BaseException as err:
+            problem = err
+            raise
+        finally:
+            trap.hold()
+            errors = []
+            for net, rt in reversed(attached if cni is not None else []):
+                try:
+                    cni.del_network_list(net, rt)
+                except Exception as err:  # keep tearing down: the netns must go
+                    errors.append(f"DEL {net.name} {rt.ifname}: {describe_error(err)}")
+            if created:
+                try:
+                    netns.delete_named(name)
+                except OSError as err:
+                    errors.append(f"removing netns {name}: {describe_error(err)}")
+            for t in tmp:
+                shutil.rmtree(t, ignore_errors=True)
+            if errors:
+                if problem is not None:
+                    problem.pycni_notes = errors  # type: ignore[attr-defined]
+                else:
+                    raise Failure(
+                        "teardown failed: " + "; ".join(errors), status=_exit_code(status) or 1
+                    )
+    return _exit_code(status)
+
+
+def _exit_code(status: int | None) -> int:
+    """A shell's exit status for waitstatus_to_exitcode's value: 128+N for signal N."""
+    if status is None:
+        return 0
+    return 128 - status if status < 0 else status
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="pycni run",
-        usage="pycni run [--net NAME]... -- COMMAND [ARG...]",
-        description="Run COMMAND in a new network namespace attached to the named networks "
-        "(eth0, net1, ...; the built-in default network when no --net is given).",
-    )
-    from pycni.cli.main import options
-
-    globals_ = options()  # `pycni --cache-dir X run ...` works as well
-    parser.add_argument("--net", action="append", default=[], metavar="NAME")
-    parser.add_argument("--cache-dir", default=globals_.cache_dir)
-    parser.add_argument("--timeout", type=float, default=globals_.timeout)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    opts = parser.parse_args(argv)
-    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
+    opts, command, given = parse_args(argv, values=("--net",), command_line=True)
     if not command:
-        parser.error("no command given")
-    return run(command, opts.net, opts.cache_dir, opts.timeout)
+        raise UsageError("no command given")
+    ifname = opts.ifname or os.environ.get("CNI_IFNAME") or "eth0"
+    return run(command, given.get("--net", []), opts.cache_dir, opts.timeout, ifname)

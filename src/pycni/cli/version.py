@@ -3,14 +3,19 @@
 Without PLUGIN, prints pycni's own version and the spec version it
 implements. With PLUGIN, finds it in $CNI_PATH, runs its VERSION command and
 prints `<plugin> (<path>): 0.1.0, 0.2.0, ...`, or with --json the list as
-JSON.
+JSON. Plugins are searched in $CNI_PATH, else in /opt/cni/bin when
+`pycni install` put pycni's plugins there.
 """
 
 from __future__ import annotations
 
-import sys
+from pycni.cli.main import UsageError, cni_path, out, parse_args, printable
 
-from pycni.cli.main import UsageError, cni_path, parse_args
+HELP = """\
+Without PLUGIN: pycni's version and the CNI spec versions it implements.
+With PLUGIN: run the plugin's VERSION command and print the spec versions it
+supports. PLUGIN is searched in $CNI_PATH; when CNI_PATH is unset, in
+/opt/cni/bin if `pycni install` put pycni's plugins there."""
 
 
 def main(args: list[str]) -> int:
@@ -23,7 +28,7 @@ def main(args: list[str]) -> int:
         if as_json:
             import json
 
-            sys.stdout.write(
+            out(
                 json.dumps(
                     {
                         "pycni": __version__,
@@ -34,7 +39,7 @@ def main(args: list[str]) -> int:
                 + "\n"
             )
         else:
-            sys.stdout.write(
+            out(
                 f"pycni {__version__}, CNI spec {version.CURRENT} "
                 f"(supports {', '.join(version.ALL)})\n"
             )
@@ -50,9 +55,7 @@ def main(args: list[str]) -> int:
     if as_json:
         import json
 
-        sys.stdout.write(
-            json.dumps({"plugin": plugin, "path": path, "supportedVersions": supported}) + "\n"
-        )
+        out(json.dumps({"plugin": plugin, "path": path, "supportedVersions": supported}) + "\n")
     else:
-        sys.stdout.write(f"{plugin} ({path}): {', '.join(supported)}\n")
+        out(printable(f"{plugin} ({path}): {', '.join(supported)}") + "\n")
     return 0

@@ -23,6 +23,7 @@ subnet's prefix length, as in a CNI result).
 
 from __future__ import annotations
 
+from pycni.faultpoint import step
 from pycni.kernel import nft
 from pycni.spec.ipnet import IPNet, format_ip
 from pycni.spec.jsonutil import go_quote
@@ -264,6 +265,7 @@ def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) 
     try:
         stale = _find_rules(hash_for_instance(network, ifname, container_id))
         script = nft_setup_script(nets, comment, stale)
+        step("ipmasq.nft")
         nft.run(script, "add nftables masquerade rules")
     except nft.NftError as err:
         raise IPMasqError(str(err))
@@ -274,6 +276,7 @@ def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) 
 def _nft_teardown(network: str, ifname: str, container_id: str) -> None:
     rules = _find_rules(hash_for_instance(network, ifname, container_id))
     if rules:
+        step("ipmasq.nft")
         nft.run("".join(_delete_rule(r) for r in rules), "delete nftables masquerade rules")
 
 
@@ -435,6 +438,7 @@ def _ipt_write(family: int, lines: list[str], verb: str) -> None:
     """Apply `lines` (if any) to table nat in one iptables-restore."""
     if not lines:
         return
+    step("ipmasq.iptables-restore")
     restore = _TOOLS[family][1]
     script = "*nat\n" + "".join(lines) + "COMMIT\n"
     op = f"{verb} {restore[:-8]} masquerade rules"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 from pycni.kernel import netlink as nl
@@ -372,6 +373,13 @@ def _create(sock, name: str, parts: list[bytes]) -> None:
         nl.NLM_F_CREATE | nl.NLM_F_EXCL,
         nodev=nl.LinkNotFound,
     )
+
+
+def random_mac() -> bytes:
+    """A random unicast, locally administered MAC (the kernel's eth_random_addr)."""
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFE) | 0x02
+    return bytes(raw)
 
 
 def link_add_bridge(

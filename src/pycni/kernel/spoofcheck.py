@@ -13,6 +13,7 @@ Built as nft JSON (no quoting of user data) and applied with one `nft -j
 
 from __future__ import annotations
 
+from pycni.faultpoint import step
 from pycni.kernel import nft
 
 FAMILY = "bridge"
@@ -60,10 +61,10 @@ def setup_commands(iface: str, mac: str, ref: str) -> list:
     return [
         {"add": {"table": {"family": FAMILY, "name": TABLE}}},
         {"add": _chain(BASE_CHAIN, type="filter", hook="prerouting", prio=-300, policy="accept")},
-        {"add": _chain(ichain)},
-        {"add": _chain(mchain)},
-        {"flush": _chain(ichain)},
-        {"flush": _chain(mchain)},
+        # `create` fails when the chains exist: they are another attachment's
+        # with the same <ref>, which this ADD must neither rewrite nor undo.
+        {"create": _chain(ichain)},
+        {"create": _chain(mchain)},
         {
             "add": _rule(
                 BASE_CHAIN,
@@ -97,9 +98,17 @@ def setup_commands(iface: str, mac: str, ref: str) -> list:
 
 def setup(iface: str, mac: str, ref: str) -> None:
     """Allow only `mac` as source address of frames from `iface` (host veth)."""
+    step("spoofcheck.nft")
     try:
         nft.run_json(setup_commands(iface, mac, ref), f"set up mac spoof check for {iface}")
     except nft.NftError as err:
+        if "File exists" in err.stderr:
+            raise nft.NftError(
+                "",
+                err.returncode,
+                f"failed to setup spoof-check: chain {iface_chain(ref)} already exists "
+                "(an attachment with this container ID and interface name is set up; DEL it first)",
+            )
         raise nft.NftError(f"failed to setup spoof-check: {err.op}", err.returncode, err.stderr)
 
 
@@ -139,6 +148,7 @@ def teardown(ref: str) -> None:
         raise nft.NftError(f"failed to teardown spoof-check: {err.op}", err.returncode, err.stderr)
     cmds = teardown_commands(items, ref)
     if cmds:
+        step("spoofcheck.nft")
         try:
             nft.run_json(cmds, f"tear down mac spoof check {ref}")
         except nft.NftError as err:

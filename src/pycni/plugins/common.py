@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pycni.faultpoint import step
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 
@@ -97,8 +98,12 @@ def open_netlink(netns: str | None = None) -> RtNetlink:
         return RtNetlink(netns=netns)
     except NetnsNotFound as err:
         raise NetnsGone(netns) from err
-    except (NotANetns, OSError) as err:
-        raise CNIError(errors.ERR_INVALID_NETNS, f"failed to open netns {netns!r}: {err}")
+    except NotANetns:
+        raise CNIError(errors.ERR_INVALID_NETNS, f"{netns} is not a network namespace")
+    except OSError as err:  # the path once, and the OS's reason without [Errno N]
+        raise CNIError(
+            errors.ERR_INVALID_NETNS, f"failed to open netns {netns}: {err.strerror or err}"
+        )
 
 
 class NetnsGone(CNIError):
@@ -141,6 +146,7 @@ def setup_veth(
     try:
         for _ in range(10):
             peer = host_name or random_veth_name()
+            step("veth.create")
             try:
                 ct.link_add_veth(ifname, peer, peer_netns=host_fd, mtu=mtu, mac=mac)
             except NetlinkError as err:
@@ -169,11 +175,13 @@ def setup_veth(
     except NetlinkError as err:
         _delete_quietly(ct, ifname)
         raise kernel_error(f"failed to look up veth pair {ifname}/{peer}", err)
+    step("veth.host-up")
     try:
         host.link_set(hveth, up=True)
     except NetlinkError as err:
         _delete_quietly(ct, ifname)
         raise kernel_error(f"failed to set {peer} up", err)
+    step("veth.host-accept-ra")
     _sysctl_quiet(f"net/ipv6/conf/{peer}/accept_ra", "0")
     return hveth, cont
 
@@ -251,8 +259,15 @@ def configure_iface(ct: RtNetlink, netns: str, ifname: str, result: Result) -> N
     Adds the IPs whose `interface` index points at `ifname`, brings the link
     up, waits for IPv6 DAD when an IPv6 gateway exists, then adds the routes
     (NLM_F_CREATE without NLM_F_EXCL, gateway defaulting to the first
-    gateway of the route's family; priority, table and scope honoured).
+    gateway of the route's family; priority, table, scope, mtu and advmss honoured).
     """
+    for r in result.routes:  # before anything changes: the error names the key
+        problem = r.range_problem()
+        if problem:
+            raise CNIError(
+                errors.ERR_INVALID_NETWORK_CONFIG,
+                f"invalid route {r.dst} in the IPAM result: {problem}",
+            )
     from pycni.kernel.netlink import NetlinkError
     from pycni.spec.ipnet import parse_ip
 
@@ -275,8 +290,10 @@ def configure_iface(ct: RtNetlink, netns: str, ifname: str, result: Result) -> N
             )
         family = parse_ip(ipc.address.partition("/")[0])[0]
         if family == 6 and not ipv6_enabled:
+            step("iface.ipv6-enable")
             _enable_ipv6(netns, ifname)
             ipv6_enabled = True
+        step("iface.addr-add")
         try:
             ct.addr_add(link, ipc.address)
         except NetlinkError as err:
@@ -289,6 +306,7 @@ def configure_iface(ct: RtNetlink, netns: str, ifname: str, result: Result) -> N
                 v6gw = v6gw or gw
             else:
                 v4gw = v4gw or gw
+    step("iface.up")
     try:
         ct.link_set(link, up=True)
     except NetlinkError as err:
@@ -304,12 +322,17 @@ def configure_iface(ct: RtNetlink, netns: str, ifname: str, result: Result) -> N
         is_v4 = ":" not in r.dst
         gw = r.gw or (v4gw if is_v4 else v6gw)
         kw = {"gateway": gw, "oif": link.index}
+        if r.mtu:
+            kw["mtu"] = r.mtu
+        if r.advmss:
+            kw["advmss"] = r.advmss
         if getattr(r, "priority", None):
             kw["priority"] = r.priority
         if getattr(r, "table", None):
             kw["table"] = r.table
         if getattr(r, "scope", None) is not None:
             kw["scope"] = r.scope
+        step("iface.route-add")
         try:
             ct.route_add(r.dst, **kw)
         except NetlinkError as err:

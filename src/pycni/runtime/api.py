@@ -230,12 +230,7 @@ class CNIConfig:
     def _add_one(
         self, net: NetworkConfigList, plugin: PluginConfig, prev: Result | None, rt: RuntimeConf
     ) -> Result:
-        from pycni.spec import validate
-
         path = invoke.find_in_path(plugin.type, self.path)
-        validate.container_id(rt.container_id)
-        validate.network_name(net.name)
-        validate.interface_name(rt.ifname)
         request = _attachment_request(net, plugin, prev, rt)
         env = self._env("ADD", rt)
         return invoke.exec_plugin_with_result(path, request, env, self.timeout, self.stderr)
@@ -263,7 +258,23 @@ class CNIConfig:
         with self._lock(rt):
             return self._add_list(net, rt)
 
+    def _before_add(self, name: str, rt: RuntimeConf) -> None:
+        """Fail now what would fail the cache write after the plugins ran: a
+        container configured but not cached is one its runtime cannot DEL."""
+        from pycni.spec import validate
+
+        validate.container_id(rt.container_id)
+        validate.network_name(name)
+        validate.interface_name(rt.ifname)
+        cache.make_dirs(os.path.dirname(self._cache_path(name, rt)))
+
     def _add_list(self, net: NetworkConfigList, rt: RuntimeConf) -> Result:
+        try:
+            self._before_add(net.name, rt)
+        except CNIError as err:  # Go checks in each plugin's ADD: worded as its failure
+            if not net.plugins:
+                raise
+            raise wrap_error(err, f"plugin {describe(net.plugins[0])} failed (add)")
         result = None
         for plugin in net.plugins:
             try:
@@ -366,6 +377,10 @@ class CNIConfig:
                         self._exec(plugin.type, "GC", request, None)
                     except CNIError as err:
                         errors.append(wrap_error(err, f"failed to GC plugin {plugin.type}"))
+            if self.locking:
+                from pycni.runtime import lock
+
+                lock.prune_container_locks(self._cache_dir())
             if errors:
                 raise join_errors(errors)
 
@@ -408,6 +423,7 @@ class CNIConfig:
 
         net = list_from_conf(plugin)
         with self._lock(rt):
+            self._before_add(net.name, rt)
             result = self._add_one(net, plugin, None, rt)
             self._cache_add(result, plugin.raw_bytes, plugin.name, rt)
             return result

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 
+from pycni.faultpoint import step
 from pycni.runtime.invoke import UntypedError
 from pycni.spec.errors import CNIError
 
 KIND = "cniCacheV1"
+NAME_MAX = 255  # bytes in one file name, on every Linux file system a cache lives on
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 
 
@@ -82,9 +84,14 @@ def file_path(cache_dir: str, network: str, container_id: str, ifname: str) -> s
     for part in (network, container_id, ifname):
         if "/" in part or os.sep in part or "\0" in part or part in (".", ".."):
             raise UntypedError(f"invalid cache file name component {part!r}")
-    return os.path.join(
-        cache_dir or DEFAULT_CACHE_DIR, "results", f"{network}-{container_id}-{ifname}"
-    )
+    name = f"{network}-{container_id}-{ifname}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise CNIError(
+            7,
+            f"the cache file name {name!r} is {len(os.fsencode(name))} bytes, over the "
+            f"{NAME_MAX} a file name may have: shorten the network name or the container ID",
+        )
+    return os.path.join(cache_dir or DEFAULT_CACHE_DIR, "results", name)
 
 
 def encode(
@@ -223,8 +230,11 @@ def _fields(doc: dict) -> dict:
 def write(path: str, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same dir, fsync, rename)."""
     directory = os.path.dirname(path)
+    step("runtime.cache.write")
     make_dirs(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(4).hex()}.tmp")
+    # The temporary name does not grow with the final one: any name that fits
+    # the file system as a cache file can be written through it.
+    tmp = os.path.join(directory, f"{_tmp_prefix(path)}{os.urandom(8).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
@@ -234,6 +244,7 @@ def write(path: str, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        step("runtime.cache.rename")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -258,7 +269,9 @@ def make_dirs(directory: str, mode: int = 0o700) -> None:
             os.mkdir(d, mode)
         except FileExistsError:
             if not os.path.isdir(d):
-                raise
+                raise UntypedError(f"{d} is not a directory")
+        except NotADirectoryError:
+            raise UntypedError(f"{os.path.dirname(d)} is not a directory")
 
 
 def read(path: str) -> bytes | None:
@@ -270,11 +283,38 @@ def read(path: str) -> bytes | None:
         return None
 
 
+def _tmp_prefix(path: str) -> str:
+    """`.pycni-<crc32 of the file name, 8 hex>-`, shared by the temporaries of
+    one cache file: its delete() finds those a writer killed before the rename left."""
+    import binascii
+
+    return f".pycni-{binascii.crc32(os.fsencode(os.path.basename(path))):08x}-"
+
+
 def delete(path: str) -> None:
+    """Remove the cache file and the temporaries left for it (the caller
+    holds the container lock, so no live writer of this file owns one)."""
+    step("runtime.cache.delete")
     try:
         os.unlink(path)
+    except IsADirectoryError:  # an empty directory at the file's name goes too
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
     except OSError:
         pass
+    directory, prefix = os.path.dirname(path), _tmp_prefix(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
 
 
 def add(

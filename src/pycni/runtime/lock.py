@@ -22,12 +22,15 @@ Both are `flock(2)` locks on files under `<cacheDir>/locks/` (directory mode
 Lock order is always GC lock, then container lock. Locks are per open file,
 so they also exclude threads of one process. If the lock directory cannot be
 created or opened for lack of permission (a read-only cache directory, a
-non-root user running CHECK), the operation runs unlocked, as libcni would.
+non-root user running CHECK) or of space (a full disk: the DEL that would
+free it must not fail), the operation runs unlocked, as libcni would.
 """
 
 from __future__ import annotations
 
 import os
+
+from pycni.faultpoint import step
 
 LOCK_DIR = "locks"
 GC_LOCK = "gc.lock"
@@ -58,8 +61,17 @@ class FileLock:
                 return False
             raise
         while True:
+            step("runtime.lock.open")
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except IsADirectoryError:
+                # A directory at the lock file's name (no one can hold it):
+                # remove it if empty and lock a file there; if not empty, fail.
+                try:
+                    os.rmdir(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
             except OSError as err:
                 if _unlocked_ok(err):
                     return False
@@ -89,6 +101,7 @@ class FileLock:
         if self.fd < 0:
             return
         if remove and not self.shared:
+            step("runtime.lock.remove")
             try:
                 os.unlink(self.path)
             except OSError:
@@ -167,6 +180,42 @@ class OperationLock:
             self._gc.release()
 
 
+def prune_container_locks(cache_dir: str) -> list[str]:
+    """Remove container lock files no one holds; return the names removed.
+
+    Called by GC under the exclusive GC lock, when no ADD, CHECK or DEL can
+    be running or waiting (they take the GC lock first), so each file left
+    by a failed operation or a container never DEL'd is stale. A file some
+    caller holds anyway (one that does not take the GC lock) is skipped;
+    one is removed only while locked here, as DEL removes its own.
+    """
+    import fcntl
+
+    directory = os.path.join(cache_dir, LOCK_DIR)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        if not (name.startswith(("ctr-", "ctr=")) and name.endswith(".lock")):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+            removed.append(name)
+        except OSError:
+            pass  # held, or already gone
+        finally:
+            os.close(fd)
+    return removed
+
+
 class _NoLock:
     __slots__ = ()
 
@@ -186,4 +235,4 @@ NO_LOCK = _NoLock()
 def _unlocked_ok(err: OSError) -> bool:
     import errno
 
-    return err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    return err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)

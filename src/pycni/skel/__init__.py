@@ -185,26 +185,98 @@ def plugin_main(
     supported: tuple[str, ...] | list[str] = versions.ALL,
     about: str = "",
 ) -> None:
-    """Run one CNI verb from the process environment and exit."""
-    code = run(
-        os.environ,
-        sys.stdin.buffer,
-        _Utf8Writer(sys.stdout.buffer),
-        sys.stderr,
-        add=add,
-        delete=delete,
-        check=check,
-        gc=gc,
-        status=status,
-        supported=supported,
-        about=about,
-    )
-    sys.stdout.flush()
+    """Run one CNI verb from the process environment and exit.
+
+    A closed stdin is CNI error 5 (as Go's skel reports a failed read). A
+    closed stdout, or one that fails (disk full, ...), cannot carry a result
+    or an error: that is one line on stderr and exit status 1; with stdout
+    closed from the start the verb is not run at all.
+    """
+    closed = reserve_std_fds()
+    name = os.path.basename(sys.argv[0] if sys.argv else "") or "plugin"
+    if 1 in closed or sys.stdout is None:
+        _stderr_line(f"{name}: stdout is closed: nowhere to write the result; nothing done")
+        sys.exit(1)
+    stdin = None if 0 in closed or sys.stdin is None else sys.stdin.buffer
+    stdout = _Utf8Writer(sys.stdout.buffer)
+    try:
+        code = run(
+            os.environ,
+            stdin,
+            stdout,
+            sys.stderr or _Discard(),
+            add=add,
+            delete=delete,
+            check=check,
+            gc=gc,
+            status=status,
+            supported=supported,
+            about=about,
+        )
+        stdout.flush()
+    except OutputError as err:
+        try:  # what is still buffered must not fail again at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+        except OSError:
+            pass
+        _stderr_line(f"{name}: cannot write to stdout: {err}")
+        code = 1
     sys.exit(code)
 
 
+def reserve_std_fds() -> tuple[int, ...]:
+    """Put /dev/null on whichever of fds 0, 1, 2 is closed; return those fds.
+
+    Otherwise the next file opened would become stdin, stdout or stderr, and a
+    result or an error could be written into it.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        try:
+            new = os.open(os.devnull, os.O_RDWR)
+            if new != fd:
+                os.dup2(new, fd)
+                os.close(new)
+            else:
+                os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    return tuple(closed)
+
+
+class OutputError(Exception):
+    """Writing to stdout failed: the message is the OS's reason."""
+
+
+def _stderr_line(line: str) -> None:
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Discard:
+    """stderr when fd 2 was closed."""
+
+    def write(self, text: str) -> None:
+        pass
+
+
 class _Utf8Writer:
-    """stdout as UTF-8 whatever the locale: results may carry non-ASCII text."""
+    """stdout as UTF-8 whatever the locale: results may carry non-ASCII text.
+
+    A failed write or flush is an OutputError."""
 
     __slots__ = ("_buffer",)
 
@@ -212,7 +284,17 @@ class _Utf8Writer:
         self._buffer = buffer
 
     def write(self, text: str) -> None:
-        self._buffer.write(text.encode())
+        try:
+            self._buffer.write(text.encode())
+        except OSError as err:
+            raise OutputError(err.strerror or str(err)) from None
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+            self._buffer.flush()
+        except OSError as err:
+            raise OutputError(err.strerror or str(err)) from None
 
 
 def run(
@@ -229,7 +311,11 @@ def run(
     supported=versions.ALL,
     about: str = "",
 ) -> int:
-    """plugin_main without the process: returns the exit code (for tests)."""
+    """plugin_main without the process: returns the exit code (for tests).
+
+    `stdin` None means stdin is closed (CNI error 5). An OutputError from
+    `stdout` is not turned into JSON (it could not be written either).
+    """
     supported = tuple(supported)
     if not supported:
         raise ValueError("a plugin must support at least one CNI version")
@@ -252,6 +338,8 @@ def run(
                 raise CNIError(errors.ERR_INTERNAL, "plugin ADD handler returned no result")
             stdout.write(outcome.to_json(args.cni_version))
         return 0
+    except OutputError:
+        raise
     except CNIError as err:
         _print_error(stdout, err, args)
     except Exception as err:  # the one boundary where any failure becomes JSON
@@ -268,10 +356,12 @@ def _parse_invocation(environ, stdin) -> CmdArgs:
             errors.ERR_INVALID_ENVIRONMENT_VARIABLES,
             f"required env variables [{','.join(missing)}] missing",
         )
+    if stdin is None:
+        raise CNIError(errors.ERR_IO_FAILURE, "error reading from stdin: stdin is closed")
     try:
         data = stdin.read()
     except OSError as err:
-        raise CNIError(errors.ERR_IO_FAILURE, f"error reading from stdin: {err}")
+        raise CNIError(errors.ERR_IO_FAILURE, f"error reading from stdin: {err.strerror or err}")
     args = CmdArgs.from_env(environ, data)
     if command not in _VERBS:
         raise CNIError(errors.ERR_INVALID_ENVIRONMENT_VARIABLES, f"unknown CNI_COMMAND: {command}")

@@ -53,13 +53,19 @@ def _run_in_process(module: str, stdin_data: bytes, env: dict) -> bytes:
 
 def delegate_add(plugin_type: str, stdin_data: bytes, environ: dict | None = None) -> Result:
     """ADD through the delegate, its output read as libcni reads a plugin's
-    (fixupResultVersion, then the result of that version); if the ADD or
-    its output fails, DEL the delegate so it holds nothing."""
+    (fixupResultVersion, then the result of that version).
+
+    A failed ADD is not undone here: the delegate's DEL releases everything
+    its (container ID, ifname) owns, so after a refused duplicate ADD it
+    would free the live attachment's address. Only when the ADD succeeded
+    but its output cannot be read is the DEL sent, since the allocation is
+    then this call's own.
+    """
     from pycni.runtime import invoke
     from pycni.spec.result import Result
 
+    out = _run("ADD", plugin_type, stdin_data, environ)
     try:
-        out = _run("ADD", plugin_type, stdin_data, environ)
         version, raw = invoke.fixup_result_version(stdin_data, out)
         return Result.from_dict(raw, version)
     except CNIError:

@@ -79,63 +79,61 @@ def go_dumps(obj: object, indent: bool = True) -> str:
     return text
 
 
-def _encode(obj: object, out: list[str], newline: str | None, quote) -> None:
-    """json.dumps(ensure_ascii=False, allow_nan=False, indent=4 or compact)."""
-    if isinstance(obj, str):
-        out.append(quote(obj))
-    elif obj is None:
-        out.append("null")
-    elif obj is True:
-        out.append("true")
-    elif obj is False:
-        out.append("false")
-    elif isinstance(obj, int):
-        out.append(int.__repr__(obj))
-    elif isinstance(obj, float):
-        if obj != obj or obj in (float("inf"), float("-inf")):
-            raise ValueError("Out of range float values are not JSON compliant")
-        out.append(float.__repr__(obj))
-    elif isinstance(obj, dict):
-        if not obj:
-            out.append("{}")
-            return
-        inner = None if newline is None else newline + "    "
-        out.append("{")
-        for i, (key, value) in enumerate(obj.items()):
-            if not isinstance(key, str):
-                if key is None or isinstance(key, (bool, int, float)):
-                    key = _key_text(key)
-                else:
-                    raise TypeError(
-                        f"keys must be str, int, float, bool or None, not {type(key).__name__}"
-                    )
-            if i:
-                out.append(",")
-            if inner is not None:
-                out.append(inner)
-            out.append(quote(key))
-            out.append(":" if inner is None else ": ")
-            _encode(value, out, inner, quote)
-        if newline is not None:
-            out.append(newline)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        if not obj:
-            out.append("[]")
-            return
-        inner = None if newline is None else newline + "    "
-        out.append("[")
-        for i, value in enumerate(obj):
-            if i:
-                out.append(",")
-            if inner is not None:
-                out.append(inner)
-            _encode(value, out, inner, quote)
-        if newline is not None:
-            out.append(newline)
-        out.append("]")
-    else:
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+def _encode(root: object, out: list[str], newline: str | None, quote) -> None:
+    """json.dumps(ensure_ascii=False, allow_nan=False, indent=4 or compact).
+
+    Iterative, with a stack of pending work instead of recursion, so that
+    any depth Go accepts (10000) encodes: each item is (is_text, value,
+    newline of the value's level).
+    """
+    todo: list = [(False, root, newline)]
+    while todo:
+        is_text, obj, nl = todo.pop()
+        if is_text or isinstance(obj, str):
+            out.append(obj if is_text else quote(obj))
+        elif obj is None:
+            out.append("null")
+        elif obj is True:
+            out.append("true")
+        elif obj is False:
+            out.append("false")
+        elif isinstance(obj, int):
+            out.append(int.__repr__(obj))
+        elif isinstance(obj, float):
+            if obj != obj or obj in (float("inf"), float("-inf")):
+                raise ValueError("Out of range float values are not JSON compliant")
+            out.append(float.__repr__(obj))
+        elif isinstance(obj, (dict, list, tuple)):
+            if not obj:
+                out.append("{}" if isinstance(obj, dict) else "[]")
+                continue
+            inner = None if nl is None else nl + "    "
+            lead = "" if inner is None else inner
+            work: list = []
+            if isinstance(obj, dict):
+                sep = ":" if inner is None else ": "
+                for i, (key, value) in enumerate(obj.items()):
+                    if not isinstance(key, str):
+                        if key is None or isinstance(key, (bool, int, float)):
+                            key = _key_text(key)
+                        else:
+                            raise TypeError(
+                                "keys must be str, int, float, bool or None, "
+                                f"not {type(key).__name__}"
+                            )
+                    work.append((True, ("," if i else "") + lead + quote(key) + sep, None))
+                    work.append((False, value, inner))
+                opening, closing = "{", "}"
+            else:
+                for i, value in enumerate(obj):
+                    work.append((True, ("," if i else "") + lead, None))
+                    work.append((False, value, inner))
+                opening, closing = "[", "]"
+            work.append((True, ("" if nl is None else nl) + closing, None))
+            out.append(opening)
+            todo.extend(reversed(work))
+        else:
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def _key_text(key: object) -> str:
@@ -169,8 +167,9 @@ def go_loads(data: bytes | str) -> object:
     """Parse JSON as strictly as Go: no NaN/Infinity, no BOM; invalid UTF-8 is
     replaced by U+FFFD rather than rejected.
 
-    Raises ValueError (also for nesting too deep for the parser), with the
-    json package's wording ("Expecting value: line 1 column 1 (char 0)").
+    Raises ValueError with the json package's wording ("Expecting value:
+    line 1 column 1 (char 0)"), and Go's "exceeded max depth" past 10000
+    levels of nesting.
     """
     global _scanner
     if _scanner is None:
@@ -185,7 +184,7 @@ def go_loads(data: bytes | str) -> object:
     except StopIteration as err:
         raise ValueError(_position("Expecting value", data, err.value))
     except RecursionError:
-        raise ValueError("exceeded max depth")
+        obj, end = _scan_deep(data, start)
     except SystemError:
         # The C scanner builds its error from json.decoder only when that is
         # already imported; on this (rare) path, let the json package say it.
@@ -199,6 +198,82 @@ def go_loads(data: bytes | str) -> object:
             )
         )
     return obj
+
+
+# Go's encoding/json refuses documents nested deeper than this.
+MAX_DEPTH = 10000
+
+
+def _scan_deep(s: str, pos: int) -> tuple[object, int]:
+    """Parse the JSON value at `pos` without recursion, for documents nested
+    deeper than the C scanner goes (about 1000 levels); up to Go's limit.
+
+    Scalars (strings, numbers, literals) are still read by the C scanner.
+    """
+    from _json import scanstring
+
+    n = len(s)
+    stack: list[list] = []  # open containers: [list or dict, key pending in a dict]
+
+    def skip(p: int) -> int:
+        while p < n and s[p] in _WHITESPACE:
+            p += 1
+        return p
+
+    def key_at(p: int) -> tuple[str, int]:
+        if s[p : p + 1] != '"':
+            raise ValueError(_position("Expecting property name enclosed in double quotes", s, p))
+        key, p = scanstring(s, p + 1, True)
+        p = skip(p)
+        if s[p : p + 1] != ":":
+            raise ValueError(_position("Expecting ':' delimiter", s, p))
+        return key, skip(p + 1)
+
+    while True:
+        pos = skip(pos)
+        char = s[pos : pos + 1]
+        if char in ("[", "{"):
+            if len(stack) >= MAX_DEPTH:
+                raise ValueError("exceeded max depth")
+            pos = skip(pos + 1)
+            empty = "]" if char == "[" else "}"
+            if s[pos : pos + 1] == empty:
+                value: object = [] if char == "[" else {}
+                pos += 1
+            elif char == "[":
+                stack.append([[], None])
+                continue
+            else:
+                key, pos = key_at(pos)
+                stack.append([{}, key])
+                continue
+        else:
+            try:
+                value, pos = _scanner(s, pos)
+            except StopIteration as err:
+                raise ValueError(_position("Expecting value", s, err.value))
+        while True:  # hand the value to its container; close what ends here
+            if not stack:
+                return value, pos
+            frame = stack[-1]
+            container = frame[0]
+            if isinstance(container, list):
+                container.append(value)
+            else:
+                container[frame[1]] = value
+            pos = skip(pos)
+            char = s[pos : pos + 1]
+            if char == ",":
+                pos = skip(pos + 1)
+                if isinstance(container, dict):
+                    frame[1], pos = key_at(pos)
+                break
+            if char == ("]" if isinstance(container, list) else "}"):
+                stack.pop()
+                value = container
+                pos += 1
+                continue
+            raise ValueError(_position("Expecting ',' delimiter", s, pos))
 
 
 def _position(msg: str, text: str, pos: int) -> str:

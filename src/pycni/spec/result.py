@@ -160,6 +160,26 @@ class Route(_Value):
     def family(self) -> int:
         return 6 if ":" in self.dst else 4
 
+    # The widest value the kernel keeps for each numeric key.
+    LIMITS = (
+        ("mtu", 0xFFFFFFFF),
+        ("advmss", 0xFFFFFFFF),
+        ("priority", 0xFFFFFFFF),
+        ("table", 0xFFFFFFFF),
+        ("scope", 0xFF),
+    )
+
+    def range_problem(self) -> str:
+        """Which key the kernel cannot take, worded for an error; "" if none.
+
+        JSON allows any integer, Go's int is 64 bits wide, the kernel takes
+        32 (8 for scope): caught here so the error names the key."""
+        for key, top in self.LIMITS:
+            value = getattr(self, key)
+            if value is not None and not 0 <= value <= top:
+                return f'"{key}" {value} is out of range (0 to {top})'
+        return ""
+
     def _to_dict(self, extended: bool) -> dict:
         out: dict = {"dst": self.dst}
         if self.gw:

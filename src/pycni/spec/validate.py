@@ -57,6 +57,29 @@ def interface_name(name: str) -> None:
             ERR_INVALID_ENVIRONMENT_VARIABLES,
             "interface name contains / or : or whitespace characters",
         )
+    if "\0" in name:
+        raise CNIError(ERR_INVALID_ENVIRONMENT_VARIABLES, "interface name contains a NUL character")
+
+
+def config_interface_name_problem(name: str) -> str:
+    """Why an interface name from a JSON config cannot name a link, or "".
+
+    Beyond the kernel's rules: a NUL would silently cut the name short in the
+    kernel, and a lone surrogate (JSON "\\ud800") has no UTF-8 form at all.
+    """
+    if not name:
+        return "it is empty"
+    if "\0" in name:
+        return "it contains a NUL character"
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        return "it is not valid Unicode (a lone surrogate)"
+    if len(name.encode()) > 15:
+        return "it is longer than 15 bytes"
+    if name in (".", ".."):
+        return "it is . or .."
+    if any(c in "/:" or c.isspace() for c in name):
+        return "it contains '/', ':' or whitespace"
+    return ""
 
 
 def _byte_length(name: str) -> int:

@@ -376,3 +376,23 @@ def test_plugin_runs_from_a_launcher_and_prints_about(host_ns, tmp_path):
     proc = subprocess.run([str(launcher)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0
     assert "CNI protocol versions supported: 0.1.0, 0.2.0" in proc.stderr
+
+
+def test_route_mtu_and_advmss_reach_the_kernel(net, netns_factory):
+    """Issue 6, item 7: they were in the result but not on the route."""
+    ct = netns_factory()
+    ipam = {
+        "type": "host-local",
+        "dataDir": str(net.data_dir),
+        "ranges": [[{"subnet": "198.18.14.0/24"}], [{"subnet": "fd00:18:14::/64"}]],
+        "routes": [
+            {"dst": "198.19.0.0/16", "mtu": 1400, "advmss": 1360},
+            {"dst": "fd00:19::/32", "mtu": 1350, "advmss": 1290, "priority": 7},
+        ],
+    }
+    result = ok(net.runner(ct).add(net.conf(ipam=ipam)))
+    assert result["routes"][0] == {"dst": "198.19.0.0/16", "mtu": 1400, "advmss": 1360}
+    text = ip("-4", "route", "show", "198.19.0.0/16", netns=ct.name)
+    assert "mtu 1400" in text and "advmss 1360" in text, text
+    text = ip("-6", "route", "show", "fd00:19::/32", netns=ct.name)
+    assert "mtu 1350" in text and "advmss 1290" in text and "metric 7" in text, text

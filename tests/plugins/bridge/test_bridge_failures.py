@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from brtest import iptables_save, links, nft_ruleset, veths_on
 from sandbox import ip
@@ -225,3 +227,86 @@ def test_existing_non_bridge_is_not_made_promiscuous(net, netns_factory):
     assert "eth0" not in links(ct.name)
     assert net.reservations() == []
     ip("link", "del", net.brname)
+
+
+# --- a failed ADD undoes only its own work (issue 6, item 1) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("spoofchk", "refusal"),
+    [(False, "duplicate allocation"), (True, "chain cni-br-iface-ctr-c1-eth0 already exists")],
+)
+def test_failed_duplicate_add_keeps_the_live_attachment(net, netns_factory, spoofchk, refusal):
+    conf = net.conf(subnets=("198.18.11.0/24",), macspoofchk=spoofchk)
+    live, dup, nxt = netns_factory(), netns_factory(), netns_factory()
+    first = ok(net.runner(live, container_id="ctr-c1").add(conf))
+    assert first["ips"][0]["address"] == "198.18.11.2/24"
+    out = net.runner(dup, container_id="ctr-c1").add(conf)
+    assert not out.ok and refusal in out.error["msg"], out
+    assert net.reservations() == ["198.18.11.2"]
+    assert "eth0" not in links(dup.name)
+    live_rules = spoofcheck.comment(spoofcheck.ref_id("ctr-c1", "eth0"))
+    assert nft_ruleset().count(live_rules) == (4 if spoofchk else 0)  # the live one's stays
+    assert ok(net.runner(nxt, container_id="ctr-c2").add(conf))["ips"][0]["address"] == (
+        "198.18.11.3/24"
+    )
+
+
+def test_failed_add_of_a_held_ip_keeps_the_holders_address(net, netns_factory):
+    conf = net.conf(subnets=("198.18.12.0/24",))
+    holder, other = netns_factory(), netns_factory()
+    ok(net.runner(holder, container_id="ctr-holder").add(conf))
+    out = net.runner(other, container_id="ctr-holder").add(conf, args="IP=198.18.12.2")
+    assert not out.ok, out
+    out = net.runner(other, container_id="ctr-other").add(conf, args="IP=198.18.12.2")
+    assert not out.ok and "198.18.12.2" in out.error["msg"], out
+    assert net.reservations() == ["198.18.12.2"]
+    assert veths_on(net.brname) and len(veths_on(net.brname)) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw_name", "problem"),
+    [
+        (b'"br\\u0000x"', "NUL character"),
+        (b'"br\\ud800"', "lone surrogate"),
+        (b'"br\\u0000"', "NUL character"),
+    ],
+)
+def test_interface_names_that_the_kernel_would_mangle_are_refused(
+    net, netns_factory, raw_name, problem
+):
+    ct = netns_factory()
+    conf = json.dumps(net.conf()).encode().replace(json.dumps(net.brname).encode(), raw_name)
+    out = net.runner(ct).add(conf)
+    assert not out.ok and out.error["code"] == 7, out
+    assert problem in out.error["msg"] and '"bridge"' in out.error["msg"]
+    assert set(links()) == {"lo"}
+    assert "eth0" not in links(ct.name)
+    assert net.reservations() == []
+
+
+@pytest.mark.parametrize(("key", "value"), [("priority", 2**32), ("table", -1), ("scope", 300)])
+def test_out_of_range_route_from_any_ipam_is_a_config_error(
+    net, netns_factory, tmp_path, key, value
+):
+    """Issue 6, item 8: an IPAM result the kernel cannot take (here from a
+    foreign IPAM plugin) fails naming the key, not with a struct error."""
+    result = {
+        "cniVersion": "1.0.0",
+        "ips": [{"address": "198.18.15.2/24", "gateway": "198.18.15.1"}],
+        "routes": [{"dst": "198.19.0.0/16", key: value}],
+    }
+    ipam_bin = tmp_path / "fakeipam-bin"
+    ipam_bin.mkdir()
+    fake = ipam_bin / "fakeipam"
+    fake.write_text(
+        "#!/bin/sh\n"
+        '[ "$CNI_COMMAND" = ADD ] && cat <<"EOF"\n' + json.dumps(result) + "\nEOF\nexit 0\n"
+    )
+    fake.chmod(0o755)
+    ct = netns_factory()
+    runner = net.runner(ct)
+    out = runner.add(net.conf(ipam={"type": "fakeipam"}), path=[str(ipam_bin)])
+    assert not out.ok and out.error["code"] == 7, out
+    assert f'"{key}" {value} is out of range' in out.error["msg"]
+    assert "eth0" not in links(ct.name) and veths_on(net.brname) == []

@@ -283,3 +283,24 @@ def test_check_detects_missing_spoofcheck_rules(net, netns_factory):
     out = r.check(check_conf(conf, prev))
     assert not out.ok
     assert "mac spoof check chains cni-br-iface-ctr-sc-eth0 are missing" in out.error["msg"]
+
+
+@pytest.mark.parametrize("gateway", [True, False])
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_adds_agree_on_the_bridge_mac(net, netns_factory, gateway, concurrent):
+    """Every result names the MAC the bridge keeps, so CHECK passes for each
+    of several ADDs, also when they race to create the bridge (issue 6,
+    item 2): a bridge whose MAC is not fixed follows its lowest port's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conf = net.conf(subnets=("198.18.13.0/24",), isGateway=gateway)
+    runners = [net.runner(netns_factory()) for _ in range(8)]
+    with ThreadPoolExecutor(len(runners) if concurrent else 1) as pool:
+        outcomes = list(pool.map(lambda r: r.add(conf), runners))
+    assert all(o.ok for o in outcomes), outcomes
+    results = [o.json for o in outcomes]
+    bridge_mac = links()[net.brname]["address"]
+    assert {res["interfaces"][0]["mac"] for res in results} == {bridge_mac}
+    for runner, res in zip(runners, results):
+        out = runner.check(check_conf(conf, res))
+        assert out.ok, out

@@ -257,6 +257,43 @@ def test_gateway_outside_the_subnet_is_allowed():
             },
             'invalid ipam.routes[0]: "mtu": cannot unmarshal string into Go value of type int',
         ),
+        *(
+            (
+                {"ranges": [[{"subnet": subnet}]]},
+                f"invalid range set 0: ipam.ranges[0][0]: subnet {subnet} cannot be a "
+                f"container subnet: it includes the {block}",
+            )
+            for subnet, block in [
+                ("0.0.0.0/0", '"this network" block 0.0.0.0/8'),
+                ("0.0.0.0/1", '"this network" block 0.0.0.0/8'),
+                ("0.0.0.0/24", '"this network" block 0.0.0.0/8'),
+                ("127.0.0.0/24", "loopback block 127.0.0.0/8"),
+                ("224.0.0.0/24", "multicast block 224.0.0.0/4"),
+                ("255.255.255.0/24", "limited broadcast address block 255.255.255.255/32"),
+                ("::/0", "unspecified address block ::/128"),
+                ("::/96", "unspecified address block ::/128"),
+                ("ff02::/64", "multicast block ff00::/8"),
+            ]
+        ),
+        *(
+            (
+                {
+                    "ranges": [[{"subnet": "198.18.0.0/24"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}, {"dst": "198.19.0.0/16", key: value}],
+                },
+                f'invalid ipam.routes[1]: "{key}" {value} is out of range (0 to {top})',
+            )
+            for key, value, top in [
+                ("priority", 2**32, 2**32 - 1),
+                ("priority", -1, 2**32 - 1),
+                ("table", 2**40, 2**32 - 1),
+                ("table", -2, 2**32 - 1),
+                ("scope", 256, 255),
+                ("scope", -1, 255),
+                ("mtu", 2**63 - 1, 2**32 - 1),
+                ("advmss", -5, 2**32 - 1),
+            ]
+        ),
         (
             {"ranges": [[{"subnet": "198.18.0.0/24"}]], "routes": {"dst": "0.0.0.0/0"}},
             'invalid ipam.routes: "routes": cannot unmarshal object into Go value of type '

@@ -507,3 +507,43 @@ def test_version_and_about(runner):
     }
     out = runner._run("", {})
     assert out.exit_code == 0 and "host-local" in out.stderr
+
+
+# -- a shared dataDir is hostile (issue 6, item 11) -----------------------------------------
+
+
+@pytest.mark.parametrize("planted", ["last_reserved_ip.0", ".pycni-reserve.tmp"])
+def test_planted_symlinks_are_never_followed_for_writing(runner, data_dir, tmp_path, planted):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    store = data_dir / NET
+    store.mkdir(parents=True)
+    (store / planted).symlink_to(victim)
+    result = ok(runner.add(make_conf(data_dir)))
+    assert result["ips"][0]["address"] == "198.18.0.2/24"
+    assert victim.read_text() == "precious\n"
+    assert list(reservations(data_dir)) == ["198.18.0.2"]
+    if planted.startswith("last_reserved"):
+        assert not (store / planted).is_symlink()
+        assert (store / planted).read_text() == "198.18.0.2"
+    ok(runner.delete(make_conf(data_dir)))
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_planted_lock_symlink_is_refused(runner, data_dir, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    store = data_dir / NET
+    store.mkdir(parents=True)
+    (store / "lock").symlink_to(tmp_path / "would-be-created")
+    code, msg = err(runner.add(make_conf(data_dir)))
+    assert code == 5 and "symbolic link" in msg and "lock" in msg
+    assert not (tmp_path / "would-be-created").exists()
+    assert [p.name for p in store.iterdir()] == ["lock"]
+
+
+@pytest.mark.parametrize("data_dir_text", ["relative/store", "./store", "store"])
+def test_a_relative_data_dir_is_refused(runner, data_dir_text):
+    code, msg = err(runner.add(make_conf(data_dir_text)))
+    assert code == 7 and f"invalid ipam.dataDir {data_dir_text!r}" in msg
+    assert "absolute path" in msg

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 
+from pycni.faultpoint import step
 from pycni.plugins import common
 from pycni.plugins.common import CNIError, kernel_error
 from pycni.spec import errors
@@ -45,11 +46,21 @@ def ensure_bridge(host: RtNetlink, n: NetConf):
 
     The reference sets promisc before the kind check; checking first means
     a failed ADD never leaves a non-bridge device promiscuous."""
+    from pycni.kernel.link import random_mac
     from pycni.kernel.netlink import NetlinkError
 
     name = n.br_name
+    step("bridge.add.create-bridge")
     try:
-        host.link_add_bridge(name, mtu=n.mtu, vlan_filtering=True if n.vlan_filtering else None)
+        # The MAC is fixed in the request that creates the bridge: one left to
+        # the kernel follows the lowest port MAC, so results of concurrent
+        # ADDs would name MACs the bridge no longer has, and CHECK would fail.
+        host.link_add_bridge(
+            name,
+            mtu=n.mtu,
+            vlan_filtering=True if n.vlan_filtering else None,
+            mac=random_mac(),
+        )
     except NetlinkError as err:
         if err.errno != errno.EEXIST:
             what = f'failed to create bridge "{name}": could not add "{name}"'
@@ -59,11 +70,14 @@ def ensure_bridge(host: RtNetlink, n: NetConf):
     try:
         br = bridge_by_name(host, name)
         if n.promisc_mode:
+            step("bridge.add.bridge-promisc")
             try:
                 host.link_set(br, promisc=True)
             except NetlinkError as err:
                 raise kernel_error(f'could not set promiscuous mode on "{name}"', err)
+        step("bridge.add.bridge-accept-ra")
         common._sysctl_quiet(f"net/ipv6/conf/{name}/accept_ra", "0")
+        step("bridge.add.bridge-up")
         host.link_set(br, up=True)
     except NetlinkError as err:
         raise kernel_error(f'failed to create bridge "{name}"', err)
@@ -99,10 +113,12 @@ def attach_port(
     from pycni.kernel.netlink import NetlinkError
 
     name = veth.name
+    step("bridge.add.port-master")
     try:
         host.link_set(veth, master=br.index)
     except NetlinkError as err:
         raise kernel_error(f'failed to connect "{name}" to bridge {br.name}', err)
+    step("bridge.add.port-flags")
     try:
         host.bridge_port_set(veth.index, hairpin=hairpin, isolated=isolated)
     except NetlinkError as err:
@@ -179,18 +195,22 @@ def ensure_addr(host: RtNetlink, link, cidr: str, force: bool) -> None:
                     f'"{link.name}" already has an IP address different from {cidr}',
                     f"it has {have}; set forceAddress to replace it",
                 )
+            step("bridge.add.gateway-addr-del")
             try:
                 host.addr_del(link.index, str(have))
             except NetlinkError as err:
                 raise kernel_error(f'could not remove IP address from "{link.name}"', err)
+    step("bridge.add.gateway-addr")
     try:
         host.addr_add(link.index, cidr)
     except NetlinkError as err:
         if err.errno != errno.EEXIST:
             raise kernel_error(f'could not add IP address {cidr} to "{link.name}"', err)
+    step("bridge.add.bridge-mac")
     try:
-        # a MAC set explicitly stops the bridge from tracking its lowest port MAC
-        host.link_set(link.index, mac=link.mac)
+        # A MAC set explicitly stops a bridge created elsewhere from tracking
+        # its lowest port MAC; pin the one it has now, not one read earlier.
+        host.link_set(link.index, mac=host.link_get(index=link.index).mac)
     except NetlinkError as err:
         raise kernel_error(f"could not set {link.name}'s mac", err)
 
@@ -199,6 +219,7 @@ def enable_ip_forward(family: int) -> None:
     from pycni.kernel import sysctl
 
     name = "net/ipv4/ip_forward" if family == 4 else "net/ipv6/conf/all/forwarding"
+    step("bridge.add.ip-forward")
     try:
         sysctl.set(name, "1")
     except OSError as err:
@@ -312,6 +333,7 @@ def _add(args: CmdArgs, n: NetConf, host: RtNetlink, undo: common.Rollback) -> R
         if n.is_layer3:
             _add_layer3(args, n, host, ct, br, result, undo)
         elif not n.disable_container_interface:
+            step("bridge.add.container-up")
             try:
                 ct.link_set(cveth, up=True)
             except OSError as err:
@@ -365,6 +387,7 @@ def _add_layer3(
     else:
         writes.append((f"net/ipv6/conf/{ifname}/accept_dad", "0"))
     writes.append((f"net/ipv4/conf/{ifname}/arp_notify", "1"))
+    step("bridge.add.container-sysctls")
     common.container_sysctls(args.netns, writes)
     common.configure_iface(ct, args.netns, ifname, result)
 
@@ -448,6 +471,7 @@ def cmd_del(args: CmdArgs) -> None:
         except CNIError as err:
             failures.append(err)
         if ct is not None:
+            step("bridge.del.delete-veth")
             try:
                 addrs = common.del_link_by_name_addr(ct, args.ifname)
             except OSError as err:

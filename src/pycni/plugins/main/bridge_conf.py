@@ -121,15 +121,13 @@ def _check_for_add(n: NetConf) -> None:
 
 
 def _check_ifname(key: str, name: str) -> None:
-    if (
-        not name
-        or len(name.encode()) > 15
-        or name in (".", "..")
-        or any(c in "/:" or c.isspace() for c in name)
-    ):
+    from pycni.spec.validate import config_interface_name_problem
+
+    problem = config_interface_name_problem(name)
+    if problem:
         raise _err(
-            f'invalid "{key}" {name!r}: an interface name of 1-15 characters '
-            "without '/', ':' or whitespace is required"
+            f'invalid "{key}" {name!r}: {problem}; an interface name of 1-15 bytes '
+            "without NUL, '/', ':' or whitespace is required"
         )
 
 

@@ -8,6 +8,8 @@ is gone; CHECK verifies it is up.
 
 from __future__ import annotations
 
+from pycni.faultpoint import step
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from pycni.skel import CmdArgs
@@ -39,6 +41,7 @@ def cmd_add(args: CmdArgs) -> Result:
     rt = common.open_netlink(args.netns)
     try:
         lo = _lo(rt, args.netns)
+        step("loopback.add.lo-up")
         try:
             rt.link_set(lo, up=True)
             v4 = rt.addr_list(lo.index, AF_INET)
@@ -79,6 +82,7 @@ def cmd_del(args: CmdArgs) -> None:
         return
     try:
         lo = _lo(rt, args.netns)
+        step("loopback.del.lo-down")
         try:
             rt.link_set(lo, up=False)
         except OSError as err:

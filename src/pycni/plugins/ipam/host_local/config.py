@@ -84,6 +84,10 @@ def load_store(conf: dict) -> IPAMConfig:
     data_dir = _str(ipam, "dataDir") or DEFAULT_DATA_DIR
     if "\0" in data_dir:
         raise _invalid("invalid ipam.dataDir: contains a NUL character")
+    if not data_dir.startswith("/"):
+        # The reference resolves it against whatever directory the runtime
+        # happened to exec the plugin in: a store that moves between calls.
+        raise _invalid(f"invalid ipam.dataDir {data_dir!r}: it must be an absolute path")
     name = ci_get(conf, "name")
     if not isinstance(name, str) or not name:
         raise _invalid("missing network name")
@@ -237,6 +241,31 @@ def _set_list(value: object, where: str) -> list[tuple[str, object]]:
     return [(f"{where}[{i}]", [] if s is None else s) for i, s in enumerate(value)]
 
 
+# Blocks no container address can come from. A subnet reaching into one
+# (0.0.0.0/0 hands out 0.0.0.2) is a mistake, not a pool; the reference
+# accepts it. Class E (240.0.0.0/4) stays allowed: some clusters use it.
+_UNASSIGNABLE = (
+    ("0.0.0.0/8", '"this network"'),
+    ("127.0.0.0/8", "loopback"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "limited broadcast address"),
+    ("::/128", "unspecified address"),
+    ("::1/128", "loopback"),
+    ("ff00::/8", "multicast"),
+)
+
+
+def _unassignable(net) -> str:
+    """The special block `net` reaches into, worded for an error; "" if none."""
+    from pycni.spec.ipnet import IPNet
+
+    for block, what in _UNASSIGNABLE:
+        special = IPNet.parse(block)
+        if special.overlaps(net):
+            return f"{what} block {block}"
+    return ""
+
+
 def _range(obj: object, where: str) -> Range:
     """Decode and canonicalise one range object; raises RangeError."""
     from pycni.spec.ipnet import IPNet
@@ -254,6 +283,11 @@ def _range(obj: object, where: str) -> Range:
         net = IPNet.parse(subnet)
     except ValueError:
         raise RangeError(f"{where}: subnet {subnet} is not a valid CIDR")
+    special = _unassignable(net)
+    if special:
+        raise RangeError(
+            f"{where}: subnet {subnet} cannot be a container subnet: it includes the {special}"
+        )
     addrs: list[tuple[int, int] | None] = []
     for key in _RANGE_IPS:
         value = ci_get(obj, key)
@@ -308,5 +342,9 @@ def _routes(ipam: dict) -> list[Route]:
                 go_ip(gw)
             except ValueError:
                 raise _invalid(f"invalid {where}: gw {gw} is not a valid IP")
-        routes.append(Route(dst, gw or None, ints[0], ints[1], ints[2], opt[0], opt[1]))
+        route = Route(dst, gw or None, ints[0], ints[1], ints[2], opt[0], opt[1])
+        problem = route.range_problem()
+        if problem:
+            raise _invalid(f"invalid {where}: {problem}")
+        routes.append(route)
     return routes

@@ -21,8 +21,10 @@ address, so the Go plugin ignores it.
 
 from __future__ import annotations
 
+import errno
 import os
 
+from pycni.faultpoint import step
 from pycni.spec.errors import ERR_IO_FAILURE, CNIError
 
 TYPE_CHECKING = False
@@ -53,6 +55,10 @@ def parse_owner(content: bytes) -> tuple[str, str | None]:
 
 
 def _io_error(what: str, err: OSError) -> CNIError:
+    if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+        return CNIError(
+            ERR_IO_FAILURE, f"{what}: it is a symbolic link, which host-local does not follow"
+        )
     return CNIError(ERR_IO_FAILURE, f"{what}: {err.strerror or err}")
 
 
@@ -89,6 +95,7 @@ class Store:
         import fcntl
 
         if create:
+            step("host-local.store.create-dir")
             try:
                 os.makedirs(self.dir, 0o755, exist_ok=True)
             except OSError as err:
@@ -96,8 +103,16 @@ class Store:
         elif not os.path.isdir(self.dir):
             return False
         path = os.path.join(self.dir, LOCK_NAME)
+        step("host-local.store.lock")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | _O_CLOEXEC, 0o750)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW, 0o750)
+            except IsADirectoryError:  # an empty directory at its name: replace it
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW, 0o750)
         except OSError as err:
             raise _io_error(f"failed to open lock file {path}", err)
         try:
@@ -217,7 +232,7 @@ class Store:
 
         path = os.path.join(self.dir, f"{LAST_RESERVED_PREFIX}{idx}")
         try:
-            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW)
         except OSError:
             return None
         try:
@@ -246,9 +261,11 @@ class Store:
         tmp = os.path.join(self.dir, TMP_NAME)
         if not self._tmp_ready or self._content != content:
             self._remove_tmp()
+            step("host-local.store.write-tmp")
             self._write_new(tmp, content)
             self._content = content
             self._tmp_ready = True
+        step("host-local.store.reserve")
         try:
             os.link(tmp, os.path.join(self.dir, ip_text))
         except FileExistsError:
@@ -258,6 +275,7 @@ class Store:
             raise _io_error(f"failed to reserve {ip_text}", err)
         self._listing.add(ip_text)
         self.reserved.append(ip_text)
+        step("host-local.store.drop-tmp")
         self._remove_tmp()
         self._tmp_ready = False
         self.write_last_reserved(idx, ip_text)
@@ -266,10 +284,18 @@ class Store:
     def write_last_reserved(self, idx: int, ip_text: str) -> None:
         """Best effort: a missing or stale file only restarts the round-robin."""
         path = os.path.join(self.dir, f"{LAST_RESERVED_PREFIX}{idx}")
+        step("host-local.store.last-reserved")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC | _O_NOFOLLOW
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o600)
-        except OSError:
-            return
+            fd = os.open(path, flags, 0o600)
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                return
+            try:  # a symbolic link planted in the store: replace it, never follow it
+                os.unlink(path)
+                fd = os.open(path, flags | os.O_EXCL, 0o600)
+            except OSError:
+                return
         try:
             os.write(fd, ip_text.encode())
         except OSError:
@@ -279,6 +305,7 @@ class Store:
 
     def remove(self, name: str) -> None:
         """Delete one reservation file (already gone is fine)."""
+        step("host-local.store.release")
         try:
             os.unlink(os.path.join(self.dir, name))
         except FileNotFoundError:
@@ -290,7 +317,9 @@ class Store:
 
     def _write_new(self, path: str, content: bytes) -> None:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, 0o600
+            )
         except OSError as err:
             raise _io_error(f"failed to create {path}", err)
         try:
@@ -304,7 +333,13 @@ class Store:
         os.close(fd)
 
     def _remove_tmp(self) -> None:
+        path = os.path.join(self.dir, TMP_NAME)
         try:
-            os.unlink(os.path.join(self.dir, TMP_NAME))
+            os.unlink(path)
+        except IsADirectoryError:  # an empty directory at its name would block every ADD
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
         except OSError:
             pass
