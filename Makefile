@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-matrix demo lint bench bench-versions deps venv clean
+.PHONY: test test-unit test-matrix demo lint bench bench-versions deps venv clean
 
 # Every CPython pycni supports, found under the pyenv root (newest patch of each).
 MATRIX_VERSIONS := 3.9 3.10 3.11 3.12 3.13
@@ -33,9 +33,17 @@ venv: deps $(STAMP)
 lint: venv
 	$(VENV)/bin/ruff check src tests examples bench
 	$(VENV)/bin/ruff format --check src tests examples bench
+	$(VENV)/bin/mypy
 
 test: venv lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The tests that need neither root nor network namespaces (those marked
+# `kernel` are deselected, see tests/support/fixtures.py), as any user and
+# without Debian packages: the venv of `make venv`, or one made here.
+test-unit:
+	@[ -f $(STAMP) ] || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q -e '.[dev]' && touch $(STAMP); }
+	$(PY) -m pytest -q -p no:cacheprovider -m "not kernel"
 
 # The suite on each supported interpreter: the plugins it runs, the plugin dir
 # it installs (PYCNI_TEST_PYTHON) and the Go-driver interop all use that version.

@@ -22,6 +22,9 @@ from pycni.skel.testing import run_plugin
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "ifalias.py"
 
+# needs root: the sandbox makes network namespaces (`pytest -m "not kernel"` deselects them)
+pytestmark = pytest.mark.kernel
+
 
 @pytest.fixture
 def sandbox(tmp_path):

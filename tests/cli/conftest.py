@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "runtime"))
-
-from rt_helpers import install_plugins
 
 
 @pytest.fixture
-def cli(cni_dirs, monkeypatch, tmp_path):
+def cli(plugin_dir, cni_dirs, monkeypatch, tmp_path):
     """The environment of a cnitool-style run: NETCONFPATH, CNI_PATH, no stray vars."""
-    install_plugins(cni_dirs["bin"])
-    monkeypatch.setenv("CNI_PATH", str(cni_dirs["bin"]))
+    monkeypatch.setenv("CNI_PATH", str(plugin_dir))
     for key in (
         "CNI_ARGS",
         "CAP_ARGS",

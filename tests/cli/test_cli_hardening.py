@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from rt_helpers import conflist, plugin, read_log, write_json
 
 from pycni.cli import main as cli_main
+from pycni.invoke import wrap_error
 from pycni.runtime import loader
-from pycni.runtime.invoke import wrap_error
+
+from support.cni import conflist, plugin, read_log, write_json
+from support.plugin_dirs import write_launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 ESC = "\x1b"
@@ -374,7 +376,7 @@ def test_version_without_cni_path_says_what_to_set(cli, monkeypatch, capsys, def
 
 
 def test_without_cni_path_a_pycni_install_is_used(logged, cli, monkeypatch, capsys, default_bin):
-    from rt_helpers import install_plugin
+    from support.plugin_dirs import install_plugin
 
     install_plugin(default_bin, "testplugin")
     monkeypatch.delenv("CNI_PATH")
@@ -462,11 +464,7 @@ def test_install_errors_have_no_cni_code(capsys, tmp_path):
 
 
 def test_not_a_netns_names_the_path_once(cli, capsys, tmp_path):
-    launcher = cli["bin"] / "loopback"
-    launcher.write_text(
-        f"#!{sys.executable}\nfrom pycni.plugins.main.loopback import main\nmain()\n"
-    )
-    launcher.chmod(0o755)
+    write_launcher(cli["bin"] / "loopback", "pycni.plugins.main.loopback")
     write_json(cli["conf"] / "lo.conflist", conflist("lo", [{"type": "loopback"}]))
     notns = tmp_path / "notns"
     notns.write_text("")

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from rt_helpers import cache_files, conflist, plugin, read_log, write_json
 
 from pycni.cli import main as cli_main
 from pycni.cli.cnitool import container_id
+
+from support.cni import cache_files, conflist, plugin, read_log, write_json
 
 
 def run(*args: str) -> int:

@@ -11,7 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from rt_helpers import conflist, plugin, write_json
+
+from support.cni import conflist, plugin, write_json
+from support.plugin_dirs import write_launcher
 
 CLOSED_IN = "0<&-"
 CLOSED_OUT = "1>&-"
@@ -82,10 +84,7 @@ def test_cli_needs_no_stdin(net, cli):
 @pytest.fixture
 def loopback(tmp_path):
     """The loopback plugin as an installed launcher would run it."""
-    path = tmp_path / "loopback"
-    path.write_text(f"#!{sys.executable}\nfrom pycni.plugins.main.loopback import main\nmain()\n")
-    path.chmod(0o755)
-    return str(path)
+    return str(write_launcher(tmp_path / "loopback", "pycni.plugins.main.loopback"))
 
 
 def plugin_env(command: str, **extra: str) -> dict:

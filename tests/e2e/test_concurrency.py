@@ -9,11 +9,11 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cni_helpers import bridge_conflist, reservations
-from sandbox import ip_json
-
 from pycni.cli.install import install
 from pycni.runtime import CNIConfig, RuntimeConf, load_network_conf
+
+from support.cni import bridge_conflist, reservations
+from support.sandbox import ip_json
 
 N = 50
 

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from cni_helpers import bridge_conflist, reservations
 
 from pycni.cli.install import install
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "runtime"))
-from rt_helpers import conflist, install_plugin, plugin, read_log, write_json
+from support.cni import bridge_conflist, conflist, plugin, read_log, reservations, write_json
+from support.plugin_dirs import install_plugin
 
 
 @pytest.fixture
@@ -80,6 +79,7 @@ def test_run_with_unknown_network_fails_cleanly(run_env):
     assert run_namespaces() <= before
 
 
+@pytest.mark.kernel  # pycni demo makes its own namespaces
 def test_demo_runs_and_leaves_nothing():
     before = run_namespaces("pycni-demo-")
     proc = subprocess.run(
@@ -321,6 +321,7 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(run_env):
         assert reservations(dirs["data"], "front") == []
 
 
+@pytest.mark.kernel  # pycni demo makes its own namespaces
 def test_demo_stopped_by_sigterm_leaves_nothing():
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "pycni", "demo"],

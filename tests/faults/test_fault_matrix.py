@@ -31,9 +31,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from faultkit import Attachment, diff, occurrences, private_tmpfs, read_trace
 
-pytestmark = pytest.mark.kernel
+from support.faults import Attachment, diff, occurrences, private_tmpfs, read_trace
 
 BRIDGE = "pycflt"  # + 4 hex: bridge names stay short
 
@@ -70,24 +69,24 @@ BRIDGES = {
 }
 
 
-def make_attachment(kind: str, ct, flt_bin, tmp_path, disk=None) -> Attachment:
+def make_attachment(kind: str, ct, bin_dir, tmp_path, disk=None) -> Attachment:
     import secrets
 
     root = disk.path if disk is not None else tmp_path
     cache_dir, data_dir = root / "cache", root / "data"
     if kind == "loopback":
         conflist = loopback_conflist("pycflt-lo")
-        return Attachment(conflist, ct, flt_bin, cache_dir, None, tmp_path, disk)
+        return Attachment(conflist, ct, bin_dir, cache_dir, None, tmp_path, disk)
     from pycni.plugins.launcher import in_process_module
 
     masq, v6, ipam_exec = BRIDGES[kind]
-    launcher = flt_bin / "host-local"
+    launcher = bin_dir / "host-local"
     if ipam_exec:  # a launcher that in_process_module does not take for ours
         launcher.write_text(launcher.read_text().replace(" -IS\n", " -SI\n", 1))
     assert (in_process_module(str(launcher)) is None) == ipam_exec
     bridge = BRIDGE + secrets.token_hex(2)
     conflist = bridge_conflist("pycflt-br", bridge, data_dir, masq, v6)
-    return Attachment(conflist, ct, flt_bin, cache_dir, data_dir, tmp_path, disk, bridge=bridge)
+    return Attachment(conflist, ct, bin_dir, cache_dir, data_dir, tmp_path, disk, bridge=bridge)
 
 
 def kill_matrix(
@@ -148,8 +147,8 @@ def _kernel_and_store(state: dict) -> dict:
 @pytest.mark.parametrize(
     "kind", ["bridge-iptables", "bridge-nftables", "bridge-ipam-exec", "loopback"]
 )
-def test_kill_at_every_step(kind, op, flt_host, flt_netns, flt_bin, tmp_path):
-    att = make_attachment(kind, flt_netns("ct"), flt_bin, tmp_path)
+def test_kill_at_every_step(kind, op, host_ns, netns_factory, launcher_dir, tmp_path):
+    att = make_attachment(kind, netns_factory("ct"), launcher_dir, tmp_path)
     cleanups = ("runtime",) if op == "ADD" else ("runtime", "plain")
     # exec'd, host-local dies alone and bridge must cope: only its steps are new here
     only = "host-local." if kind == "bridge-ipam-exec" else ""
@@ -170,15 +169,15 @@ def _cache_failure(message: str) -> bool:
 
 
 @pytest.mark.parametrize("what", ["pages", "inodes"])
-def test_full_disk(what, flt_host, flt_netns, flt_bin, tmp_path):
+def test_full_disk(what, host_ns, netns_factory, launcher_dir, tmp_path):
     """dataDir and cacheDir on a 64 KiB tmpfs (in a private mount namespace)
     filled to leave 0, 1, 2, ... pages or inodes: ADD succeeds or fails with
     a CNI error, and a failed ADD leaves nothing but the container lock;
     DEL, with the disk still full, succeeds and leaves nothing."""
-    ct = flt_netns("ct")  # before the mount: a netns made later is not mounted inside it
+    ct = netns_factory("ct")  # before the mount: a netns made later is not mounted inside it
     options = "size=64k" if what == "pages" else "size=64k,nr_inodes=64"
     with private_tmpfs(tmp_path / "disk", options) as disk:
-        att = make_attachment("bridge", ct, flt_bin, tmp_path, disk)
+        att = make_attachment("bridge", ct, launcher_dir, tmp_path, disk)
         att.warm_up()
         baseline = att.state()
         failures, outcomes = [], []
@@ -243,7 +242,7 @@ def _restore(path, saved: bytes | None) -> None:
         path.write_bytes(saved)
 
 
-def test_corrupt_store_and_cache_files(flt_host, flt_netns, flt_bin, tmp_path):
+def test_corrupt_store_and_cache_files(host_ns, netns_factory, launcher_dir, tmp_path):
     """A store or cache file replaced by garbage, an empty file or a
     directory, before ADD or between ADD and DEL: ADD succeeds or fails with
     a CNI error (leaving nothing but the container lock), DEL succeeds and
@@ -252,7 +251,7 @@ def test_corrupt_store_and_cache_files(flt_host, flt_netns, flt_bin, tmp_path):
     ones (host-local's lock and last_reserved_ip, gc.lock) may stay as
     planted; the attachment's reservation, once garbage, is no longer
     recognisably its own: DEL keeps it, GC (nothing valid) releases it."""
-    att = make_attachment("bridge", flt_netns("ct"), flt_bin, tmp_path)
+    att = make_attachment("bridge", netns_factory("ct"), launcher_dir, tmp_path)
     att.warm_up()
     baseline = att.state()
     net = att.net.name

@@ -11,9 +11,9 @@ import pytest
 
 import pycni
 from pycni.cli.install import install
+from pycni.invoke import delegate
 from pycni.plugins import PLUGINS
-from pycni.plugins.launcher import in_process_module, parse, render
-from pycni.skel import delegate
+from pycni.plugins.launcher import EXECUTOR, in_process_module, parse, render
 from pycni.spec.errors import CNIError
 
 OWN_LIB = str(Path(pycni.__file__).resolve().parent.parent)
@@ -122,10 +122,11 @@ def test_in_process_delegation_matches_exec(tmp_path, netns_factory):
         }
         data_dir = tmp_path / f"data-{name}"
         stdin = conf(data_dir, "198.18.60.0/30")
-        first = delegate.delegate_add("host-local", stdin, env).to_dict()
+        first = delegate.delegate_add("host-local", stdin, env, EXECUTOR).to_dict()
         with pytest.raises(CNIError) as exhausted:
-            delegate.delegate_add("host-local", stdin, {**env, "CNI_CONTAINERID": "other"})
-        delegate.delegate_del("host-local", stdin, env)
+            other = {**env, "CNI_CONTAINERID": "other"}
+            delegate.delegate_add("host-local", stdin, other, EXECUTOR)
+        delegate.delegate_del("host-local", stdin, env, EXECUTOR)
         left = sorted(p.name for p in (data_dir / "inproc").iterdir())
         outcomes[name] = (first, exhausted.value.code, exhausted.value.msg, left)
     assert outcomes["in"] == outcomes["ex"]

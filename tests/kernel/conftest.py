@@ -1,26 +1,20 @@
 """Fixtures for the kernel-layer tests.
 
 Every test that touches the kernel runs inside the sandbox namespaces of
-tests/conftest.py (`host_ns`, `netns_factory`); nothing here touches the real
-host namespace.
+support/fixtures.py (`host_ns`, `netns_factory`); nothing here touches the
+real host namespace.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
 import pytest
-from nlfake import FakeSocket
 
 from pycni.kernel.netlink import RtNetlink
 
-
-@pytest.fixture
-def root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
+from support.netlink import FakeSocket
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import errno
 import time
 
 import pytest
-import sandbox
 
 from pycni.kernel import addr as A
 from pycni.kernel import netlink as nlmod
 from pycni.kernel import sysctl
 from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 
 def ipa(name: str, ns) -> list[dict]:

@@ -15,11 +15,12 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nlfake import FakeSocket, ack, nlmsg
 
 from pycni.kernel import bridge, link, route
 from pycni.kernel import netlink as nl
 from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
+
+from support.netlink import FakeSocket, ack, nlmsg
 
 CREATE_EXCL_ACK = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
 

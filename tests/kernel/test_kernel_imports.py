@@ -9,6 +9,7 @@ import sys
 import pycni
 
 FORBIDDEN = ("typing", "dataclasses", "enum", "subprocess", "ipaddress", "socket", "ctypes")
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ("netlink", "link", "addr", "route", "neigh", "rule", "bridge", "netns", "sysctl")
 
 
@@ -20,8 +21,8 @@ sys.path.insert(0, {src!r})
 before = set(sys.modules)
 from pycni.kernel import {", ".join(MODULES)}
 from pycni.kernel.netlink import RtNetlink
-sys.path.insert(0, {os.path.dirname(__file__)!r})
-from nlfake import FakeSocket
+sys.path.insert(0, {TESTS!r})
+from support.netlink import FakeSocket
 loaded = set(sys.modules) - before
 nl = RtNetlink._with_socket(FakeSocket())
 nl.link_add_veth("a", "b", mtu=1400)

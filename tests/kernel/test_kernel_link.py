@@ -8,13 +8,12 @@ import os
 import subprocess
 
 import pytest
-import sandbox
 
 from pycni.kernel import netns
 from pycni.kernel.link import IF_OPER_UP
 from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOTSUP)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import errno
 
 import pytest
-import sandbox
 
 from pycni.kernel import neigh as N
 from pycni.kernel import netlink as nlmod
 from pycni.kernel.netlink import NetlinkError
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 V4, V6 = nlmod.AF_INET, nlmod.AF_INET6
 

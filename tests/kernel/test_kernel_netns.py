@@ -10,12 +10,11 @@ import sys
 import threading
 
 import pytest
-import sandbox
 
 from pycni.kernel import netns
 from pycni.kernel.netlink import RtNetlink
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 
 def _ino(path) -> tuple[int, int]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import errno
 
 import pytest
-import sandbox
 
 from pycni.kernel import addr as A
 from pycni.kernel import netlink as nlmod
 from pycni.kernel import route as R
 from pycni.kernel.netlink import NetlinkError, RtNetlink
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 V4, V6 = nlmod.AF_INET, nlmod.AF_INET6
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-import sandbox
 
 from pycni.kernel import sysctl
 
-pytestmark = pytest.mark.kernel
+from support import sandbox
 
 
 @pytest.mark.parametrize(

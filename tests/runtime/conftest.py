@@ -1,21 +1,10 @@
-"""Fixtures of the runtime tests: installed test plugins, a log, a CNIConfig."""
+"""Fixtures of the runtime tests: a plugin log, a CNIConfig on plugin_dir."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from rt_helpers import install_plugins
-
-
-@pytest.fixture
-def plugin_dir(cni_dirs) -> Path:
-    """cni_dirs["bin"] with the test plugin installed under its type names."""
-    return install_plugins(cni_dirs["bin"])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""CNIConfig end to end with real plugin executables (tests/runtime/plugins)."""
+"""CNIConfig end to end with real plugin executables (tests/support/testplugin.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import threading
 import time
 
 import pytest
-from rt_helpers import cache_files, conflist, plugin, read_log
 
+from pycni.invoke import PluginTimeoutError, UntypedError
 from pycni.runtime import CNIConfig, RuntimeConf, cache
-from pycni.runtime.invoke import PluginTimeoutError, UntypedError
 from pycni.runtime.loader import network_conf_from_bytes
 from pycni.spec.config import plugin_config_from_bytes
 from pycni.spec.errors import CNIError
+
+from support.cni import cache_files, conflist, plugin, read_log
 
 
 def make_net(name: str, plugins: list[dict], version: str = "1.1.0", **extra):

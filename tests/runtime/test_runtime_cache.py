@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from rt_helpers import conflist, file_mode, plugin
 
 from pycni.runtime import CNIConfig, RuntimeConf, cache
 from pycni.runtime.loader import network_conf_from_bytes
 from pycni.spec.errors import CNIError
+
+from support.cni import conflist, file_mode, plugin
 
 CONFIG = (
     b'{"cniVersion":"1.0.0","name":"mynet","plugins":[{"type":"bridge","bridge":"cni0",'

@@ -1,4 +1,4 @@
-"""pycni.runtime.invoke: plugin lookup, environment, exec, errors, timeouts."""
+"""pycni.invoke: plugin lookup, environment, exec, errors, timeouts."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from rt_helpers import install_plugin, plugin, read_log
 
-from pycni.runtime import invoke
-from pycni.runtime.invoke import PluginTimeoutError, UntypedError
+from pycni import invoke
+from pycni.invoke import PluginTimeoutError, UntypedError, execute
 from pycni.spec.errors import CNIError
+
+from support.cni import plugin, read_log
+from support.plugin_dirs import install_plugin
 
 
 def script(path: Path, body: str) -> Path:
@@ -236,7 +238,7 @@ def test_timeout_kills_a_hanging_plugin(plugin_dir, tmp_path, action):
     with pytest.raises(PluginTimeoutError) as err:
         invoke.exec_plugin(str(plugin_dir / "testplugin"), conf, env, timeout=1.5)
     elapsed = time.monotonic() - start
-    assert 1.4 < elapsed < 1.5 + invoke.KILL_GRACE + 2
+    assert 1.4 < elapsed < 1.5 + execute.KILL_GRACE + 2
     signal_name = "terminated" if action == "hang" else "killed"
     assert str(err.value) == f"netplugin timed out after 1.5s and was killed: signal: {signal_name}"
     assert err.value.timeout == 1.5
@@ -283,7 +285,7 @@ def test_text_file_busy_is_retried(tmp_path):
 
 
 def test_text_file_busy_forever_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(invoke, "ETXTBSY_DELAY", 0.05)
+    monkeypatch.setattr(execute, "ETXTBSY_DELAY", 0.05)
     path = tmp_path / "busy"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o755)
     try:
@@ -361,7 +363,7 @@ def test_invoke_import_is_cheap():
     import subprocess
 
     code = (
-        "import sys; import pycni.runtime.invoke; "
+        "import sys; import pycni.invoke; "
         "bad = [m for m in ('subprocess', 'json', 'pycni.spec.result', 'threading', "
         "'signal', 'pycni.runtime.api') if m in sys.modules]; print(bad)"
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from rt_helpers import conflist, write_json
 
 from pycni.runtime import loader
 from pycni.runtime.loader import NoConfigsFoundError, NotFoundError, load_network_conf
 from pycni.spec.errors import CNIError
+
+from support.cni import conflist, write_json
 
 
 def types(net) -> list[str]:

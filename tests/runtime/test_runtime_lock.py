@@ -7,10 +7,11 @@ import threading
 import time
 
 import pytest
-from rt_helpers import file_mode
 
 from pycni.runtime import lock
 from pycni.spec.errors import CNIError
+
+from support.cni import file_mode
 
 
 def _in_thread(fn):

@@ -42,9 +42,8 @@ def invoke(
         ).encode()
     )
     out, err = io.StringIO(), io.StringIO()
-    code = skel.run(
-        environ, io.BytesIO(data), out, err, supported=supported, about=about, **handlers
-    )
+    plugin = skel.Plugin(supported=supported, about=about, **handlers)
+    code = skel.run(environ, io.BytesIO(data), out, err, plugin)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -379,7 +378,7 @@ def _delegate_script(tmp_path, add_output: str):
 def test_delegate_add_reads_the_result_as_libcni(tmp_path):
     """A result whose cniVersion is not a non-empty string takes the config's
     version (libcni's fixupResultVersion), as for any exec'd plugin."""
-    from pycni.skel.delegate import delegate_add
+    from pycni.invoke.delegate import delegate_add
 
     env, log = _delegate_script(
         tmp_path, '{"cniVersion": 1, "ips": [{"address": "198.18.0.5/24"}]}'
@@ -391,7 +390,7 @@ def test_delegate_add_reads_the_result_as_libcni(tmp_path):
 
 
 def test_delegate_add_with_no_output_fails_and_deletes(tmp_path):
-    from pycni.skel.delegate import delegate_add
+    from pycni.invoke.delegate import delegate_add
 
     env, log = _delegate_script(tmp_path, "")
     with pytest.raises(CNIError, match=r"^failed to unmarshal raw result: "):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pycni.spec.errors import CNIError
+from pycni.spec.ipnet import go_cidr, go_ip
 from pycni.spec.jsonutil import (
     ci_get,
     fold_key,
@@ -13,9 +14,7 @@ from pycni.spec.jsonutil import (
     get_int,
     get_list,
     get_str,
-    go_cidr,
     go_dumps,
-    go_ip,
     go_loads,
     go_quote,
     go_type,
@@ -93,7 +92,8 @@ def test_any_depth_go_accepts_decodes_and_encodes(depth) -> None:
     ("text", "message"),
     [
         (nested(10000), "exceeded max depth"),
-        (nested(3000, "[1,]"), "Expecting value"),
+        # 3.13 words a trailing comma its own way
+        (nested(3000, "[1,]"), "Expecting value|Illegal trailing comma"),
         (nested(3000, '{"a" 1}'), "Expecting ':' delimiter"),
         (nested(3000, "{1: 2}"), "Expecting property name enclosed in double quotes"),
         (nested(3000, "[1 2]"), "Expecting ',' delimiter"),

@@ -144,7 +144,7 @@ def run(command: str, args: list[str]) -> int:
 
 def _capability_args(text: str) -> dict | None:
     """CAP_ARGS as Go's json.Unmarshal into map[string]interface{} reads it."""
-    from pycni.runtime.invoke import UntypedError
+    from pycni.invoke import UntypedError
     from pycni.spec.jsonutil import go_loads, json_kind
 
     try:

@@ -18,12 +18,8 @@ import sys
 from pathlib import Path
 
 from pycni.plugins import PLUGINS
-from pycni.plugins.launcher import MARKER, render
+from pycni.plugins.launcher import LIB_DIR, MANIFEST, MARKER, render
 from pycni.spec.errors import CNIError
-
-LIB_DIR = ".pycni"
-MANIFEST = "MANIFEST"
-
 
 # The CPython versions pycni runs on (inclusive), and where an OS keeps the
 # python3 it maintains: the distribution's own, which its updates keep working.
@@ -94,7 +90,7 @@ def probe(python: str) -> Interpreter:
         raise CNIError(7, f"{python} does not look like a Python interpreter: {detail}")
     if proc.returncode != 0 or len(version) != 3 or not os.path.isabs(real):
         raise CNIError(7, f"{python} does not look like a Python interpreter")
-    return Interpreter(real, version)  # type: ignore[arg-type]
+    return Interpreter(real, version)
 
 
 def choose_python(python: str | None = None) -> Interpreter:

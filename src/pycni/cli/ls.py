@@ -59,7 +59,7 @@ def main(args: list[str]) -> int:
     if not rows:
         out(printable(f"no network configurations in {directory}") + "\n")
         return 0
-    table = [("NAME", "VERSION", "PLUGINS", "FILE", "STATUS")]
+    table: list[tuple[str, ...]] = [("NAME", "VERSION", "PLUGINS", "FILE", "STATUS")]
     for row in rows:
         cells = (
             row["name"] or "-",

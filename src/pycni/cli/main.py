@@ -243,7 +243,7 @@ def argument_parser(command: str, description: str):
     import argparse
 
     class Parser(argparse.ArgumentParser):
-        def error(self, message: str):  # type: ignore[override]
+        def error(self, message: str):
             raise UsageError(message)
 
     return Parser(prog=f"pycni {command}", description=description)
@@ -256,7 +256,7 @@ def cni_path() -> list[str]:
     value = os.environ.get("CNI_PATH")
     if value:
         return value.split(os.pathsep)
-    from pycni.cli.install import LIB_DIR, MANIFEST
+    from pycni.plugins.launcher import LIB_DIR, MANIFEST
 
     if os.path.isfile(os.path.join(DEFAULT_BIN_DIR, LIB_DIR, MANIFEST)):
         return [DEFAULT_BIN_DIR]
@@ -505,7 +505,7 @@ def describe_error(err: BaseException, with_code: bool = True) -> str:
         cause = err.__cause__
         if isinstance(cause, OSError) and str(cause) in text:
             text = text.replace(str(cause), _os_text(cause))
-        from pycni.runtime.invoke import UntypedError
+        from pycni.invoke import UntypedError
 
         if with_code and err.code and not isinstance(err, (UntypedError, Failure)):
             text += f" (CNI error {err.code})"

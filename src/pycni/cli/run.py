@@ -140,11 +140,12 @@ def run(
         finally:
             trap.hold()
             errors = []
-            for net, rt in reversed(attached if cni is not None else []):
-                try:
-                    cni.del_network_list(net, rt)
-                except Exception as err:  # keep tearing down: the netns must go
-                    errors.append(f"DEL {net.name} {rt.ifname}: {describe_error(err)}")
+            if cni is not None:
+                for net, rt in reversed(attached):
+                    try:
+                        cni.del_network_list(net, rt)
+                    except Exception as err:  # keep tearing down: the netns must go
+                        errors.append(f"DEL {net.name} {rt.ifname}: {describe_error(err)}")
             if created:
                 try:
                     netns.delete_named(name)

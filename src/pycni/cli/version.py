@@ -48,7 +48,7 @@ def main(args: list[str]) -> int:
         raise UsageError("expected one PLUGIN")
     plugin = positional[0]
 
-    from pycni.runtime import invoke
+    from pycni import invoke
 
     path = invoke.find_in_path(plugin, cni_path())
     supported = invoke.get_version_info(path, opts.timeout)

@@ -91,7 +91,7 @@ def vlan_del(sock, index, vid: int, *, pvid=False, untagged=False, master=True, 
 
 def parse_vlans(afspec) -> list[tuple[int, int]]:
     """IFLA_AF_SPEC of an AF_BRIDGE link -> [(vid, flags)], ranges expanded."""
-    out = []
+    out: list[tuple[int, int]] = []
     start = None
     for t, v in nl.iter_attrs(afspec):
         if t != IFLA_BRIDGE_VLAN_INFO or len(v) < 4:

@@ -146,6 +146,25 @@ class Link:
         "type",
     )
 
+    alias: str
+    allmulti: int
+    brport: dict | None
+    data: dict
+    flags: int
+    index: int
+    kind: str
+    link: int
+    link_netnsid: int | None
+    mac: str
+    master: int
+    mtu: int
+    name: str
+    operstate: int
+    promiscuity: int
+    slave_kind: str
+    txqlen: int
+    type: int
+
     def __init__(self) -> None:
         self.index = 0
         self.name = ""

@@ -326,6 +326,10 @@ class RtNetlink:
     link is LinkNotFound.  Use as a context manager or call close().
     """
 
+    _seq: int
+    _buf: bytearray | None
+    _sock: socket.socket | None
+
     def __init__(self, netns: str | int | None = None) -> None:
         self._seq = 0
         self._buf = None
@@ -369,6 +373,8 @@ class RtNetlink:
         self.close()
 
     def fileno(self) -> int:
+        if self._sock is None:
+            raise ValueError("RtNetlink socket is closed")
         return self._sock.fileno()
 
     # low level
@@ -380,13 +386,14 @@ class RtNetlink:
         return seq
 
     def _recv(self) -> list[_Msg]:
+        assert self._sock is not None  # _send, which comes first, checked it
         if self._buf is None:
             self._buf = bytearray(_RECV_SIZE)
         n = self._sock.recv_into(self._buf, _RECV_SIZE, socket.MSG_TRUNC)
         if n > _RECV_SIZE:
             raise NetlinkError(_errno.EMSGSIZE, "receive netlink message")
         data = memoryview(bytes(self._buf[:n]))
-        out = []
+        out: list[_Msg] = []
         off = 0
         while off + 16 <= n:
             ln, t, f, seq, _pid = _HDR.unpack_from(data, off)
@@ -402,7 +409,7 @@ class RtNetlink:
         A kernel error raises NetlinkError (or `nodev` for ENODEV).
         """
         seq = self._send(mtype, flags | NLM_F_REQUEST | NLM_F_ACK, payload)
-        out = []
+        out: list[_Msg] = []
         while True:
             for m in self._recv():
                 if m.seq != seq:
@@ -430,7 +437,7 @@ class RtNetlink:
 
     def _dump_once(self, mtype: int, payload: bytes, op: str, flags: int):
         seq = self._send(mtype, flags | NLM_F_REQUEST | NLM_F_DUMP, payload)
-        out = []
+        out: list[_Msg] = []
         interrupted = False
         while True:
             for m in self._recv():
@@ -502,6 +509,9 @@ class _NetnsFd:
 
     __slots__ = ("fd", "owned")
 
+    fd: int | None
+    owned: bool
+
     def __init__(self, ns) -> None:
         if ns is None:
             self.fd, self.owned = None, False
@@ -512,11 +522,11 @@ class _NetnsFd:
 
             self.fd, self.owned = open_netns(os.fspath(ns)), True
 
-    def __enter__(self) -> int:
+    def __enter__(self) -> int | None:
         return self.fd
 
     def __exit__(self, *exc) -> None:
-        if self.owned:
+        if self.owned and self.fd is not None:
             os.close(self.fd)
 
 

@@ -54,7 +54,9 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
     import _ctypes
 
     if not _setns_addr:
-        _setns_addr = _ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), "setns")
+        # dlopen(NULL): the running program; typeshed does not allow None here.
+        handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
+        _setns_addr = _ctypes.dlsym(handle, "setns")
     if _ctypes.call_function(_setns_addr, (fd, nstype)) != 0:
         _libc_call("setns", fd, nstype)
 

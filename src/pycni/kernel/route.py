@@ -88,6 +88,24 @@ class Route:
         "type",
     )
 
+    advmss: int
+    dst: str | None
+    family: int
+    flags: int
+    gateway: str | None
+    iif: int
+    mtu: int
+    multipath: list[tuple[str | None, int]]
+    oif: int
+    prefsrc: str | None
+    priority: int
+    protocol: int
+    scope: int
+    src: str | None
+    table: int
+    tos: int
+    type: int
+
     def __init__(self) -> None:
         self.family = 0
         self.dst = None
@@ -133,7 +151,8 @@ class Route:
         ) = _RTMSG.unpack_from(body)
         self.family = fam
         self.table = table
-        dst = src = None
+        dst: str | None = None
+        src: str | None = None
         for t, v in nl.iter_attrs(body, _RTMSG.size):
             if t == RTA_DST:
                 dst = nl.ip_unpack(fam, v)

@@ -39,6 +39,18 @@ class Rule:
         "tos",
     )
 
+    action: int
+    dst: str | None
+    family: int
+    flags: int
+    fwmark: int
+    iif: str
+    oif: str
+    priority: int
+    src: str | None
+    table: int
+    tos: int
+
     def __init__(self) -> None:
         self.family = 0
         self.table = 0

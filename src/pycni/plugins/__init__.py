@@ -1,4 +1,4 @@
-"""The plugins pycni ships: CNI type name -> module with a main().
+"""The plugins pycni ships: CNI type name -> package with a `PLUGIN` and a main().
 
 Every plugin process imports this package first, so it holds nothing but
 this table.

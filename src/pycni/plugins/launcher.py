@@ -1,18 +1,29 @@
-"""The launcher scripts `pycni install` writes, and recognising them again.
+"""The launcher scripts `pycni install` writes, recognising them again, and
+the executor that runs pycni's own delegates in-process.
 
-A launcher runs one plugin module of a private pycni copy on the host's real
-python3. When a pycni plugin delegates to another pycni plugin (bridge to
-host-local) and CNI_PATH resolves to a launcher of this very installation,
-the delegate can run in-process: the same code on the same interpreter, but
-without a second interpreter start-up on every container ADD.
+A launcher runs one plugin package of a private pycni copy on the host's
+real python3. When a pycni plugin delegates to another pycni plugin (bridge
+to host-local) and CNI_PATH resolves to a launcher of this very
+installation, the delegate can run in-process (`EXECUTOR`): the same code
+on the same interpreter, but without a second interpreter start-up on every
+container ADD. Anything else is exec'd.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from importlib import import_module
+
+from pycni.invoke import Executor, plugin_error
+from pycni.plugins import PLUGINS
 
 MARKER = "# pycni launcher"
+# An installation: <bin dir>/<type> launchers, <bin dir>/.pycni/ the package
+# copy, and .pycni/MANIFEST the launchers written.
+LIB_DIR = ".pycni"
+MANIFEST = "MANIFEST"
 
 TEMPLATE = """#!{python} -IS
 {marker}: {type} (written by `pycni install`, removed by `pycni uninstall`)
@@ -58,8 +69,6 @@ def in_process_module(path: str) -> str | None:
     if parsed is None:
         return None
     python, lib, module = parsed
-    from pycni.plugins import PLUGINS
-
     own_lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     own_lib = os.path.dirname(own_lib)
     if module not in PLUGINS.values():
@@ -69,3 +78,37 @@ def in_process_module(path: str) -> str | None:
     if os.path.realpath(python) != os.path.realpath(sys.executable):
         return None
     return module
+
+
+class LauncherExecutor(Executor):
+    """Runs a launcher of this installation in-process, execs anything else."""
+
+    def exec_plugin(
+        self,
+        path: str,
+        stdin: bytes,
+        env: dict | None = None,
+        timeout: float | None = None,
+        stderr=None,
+    ) -> bytes:
+        module = in_process_module(path)
+        if module is None:
+            return super().exec_plugin(path, stdin, env, timeout, stderr)
+        return run_in_process(module, stdin, dict(os.environ) if env is None else env)
+
+
+def run_in_process(module: str, stdin: bytes, env: dict) -> bytes:
+    """Run a pycni plugin as its exec would, minus the exec: the same
+    environment, stdin and skel boundary, its output judged exactly as a
+    child process's output would be."""
+    from pycni.skel import run
+
+    out = io.StringIO()
+    code = run(env, io.BytesIO(stdin), out, sys.stderr, import_module(module).PLUGIN)
+    data = out.getvalue().encode()
+    if code != 0:
+        raise plugin_error(f"exit status {code}", data, b"")
+    return data
+
+
+EXECUTOR = LauncherExecutor()

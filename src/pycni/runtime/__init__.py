@@ -8,7 +8,7 @@
     result = cni.add_network_list(net, rt)
     cni.del_network_list(net, rt)
 
-Names are loaded on first use: plugins import `pycni.runtime.invoke` to
+Names are loaded on first use: plugins import `pycni.invoke` to
 delegate, and must not pay for the rest.
 """
 
@@ -24,8 +24,8 @@ _EXPORTS = {
     "network_conf_from_bytes": "loader",
     "NotFoundError": "loader",
     "NoConfigsFoundError": "loader",
-    "PluginTimeoutError": "invoke",
-    "UntypedError": "invoke",
+    "PluginTimeoutError": "pycni.invoke",
+    "UntypedError": "pycni.invoke",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -35,7 +35,9 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pycni.runtime' has no attribute {name!r}")
-    mod = __import__(f"pycni.runtime.{module}", fromlist=[name])
+    if "." not in module:
+        module = f"pycni.runtime.{module}"
+    mod = __import__(module, fromlist=[name])
     value = getattr(mod, name)
     globals()[name] = value
     return value

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 
-from pycni.runtime import cache, invoke
+from pycni import invoke
+from pycni.invoke import UntypedError, go_quote, wrap_error
+from pycni.runtime import cache
 from pycni.runtime.cache import DEFAULT_CACHE_DIR, Attachment
-from pycni.runtime.invoke import UntypedError, go_quote, wrap_error
 from pycni.spec.errors import CNIError
 
 TYPE_CHECKING = False
@@ -96,7 +97,8 @@ class CNIConfig:
     `timeout` (seconds, None for none) bounds every single plugin call; on
     expiry the plugin is killed and `invoke.PluginTimeoutError` raised.
     `stderr` receives the stderr of plugins that succeed (default
-    sys.stderr). `locking=False` skips `pycni.runtime.lock`.
+    sys.stderr). `locking=False` skips `pycni.runtime.lock`. `executor`
+    finds and runs plugins (default `pycni.invoke.DEFAULT`: exec them).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class CNIConfig:
         timeout: float | None = None,
         stderr=None,
         locking: bool = True,
+        executor: invoke.Executor | None = None,
     ) -> None:
         if isinstance(path, str):
             path = path.split(os.pathsep) if path else []
@@ -114,6 +117,7 @@ class CNIConfig:
         self.timeout = timeout
         self.stderr = stderr
         self.locking = locking
+        self.executor = executor or invoke.DEFAULT
 
     # -- plumbing ----------------------------------------------------------
 
@@ -139,9 +143,9 @@ class CNIConfig:
         return invoke.plugin_env(command, rt.container_id, rt.netns, rt.args, rt.ifname, path)
 
     def _exec(self, plugin_type: str, command: str, request: bytes, rt: RuntimeConf | None):
-        path = invoke.find_in_path(plugin_type, self.path)
+        path = self.executor.find_in_path(plugin_type, self.path)
         env = self._env(command, rt)
-        return invoke.exec_plugin(path, request, env, self.timeout, self.stderr)
+        return self.executor.exec_plugin(path, request, env, self.timeout, self.stderr)
 
     def _cache_path(self, name: str, rt: RuntimeConf) -> str:
         return cache.file_path(self._cache_dir(rt), name, rt.container_id, rt.ifname)
@@ -230,10 +234,11 @@ class CNIConfig:
     def _add_one(
         self, net: NetworkConfigList, plugin: PluginConfig, prev: Result | None, rt: RuntimeConf
     ) -> Result:
-        path = invoke.find_in_path(plugin.type, self.path)
+        path = self.executor.find_in_path(plugin.type, self.path)
         request = _attachment_request(net, plugin, prev, rt)
         env = self._env("ADD", rt)
-        return invoke.exec_plugin_with_result(path, request, env, self.timeout, self.stderr)
+        out = self.executor.exec_plugin(path, request, env, self.timeout, self.stderr)
+        return invoke.result_from_output(request, out)
 
     def _run_one(
         self,
@@ -243,14 +248,15 @@ class CNIConfig:
         prev: Result | None,
         rt: RuntimeConf,
     ) -> None:
-        path = invoke.find_in_path(plugin.type, self.path)
+        path = self.executor.find_in_path(plugin.type, self.path)
         request = _attachment_request(net, plugin, prev, rt)
-        invoke.exec_plugin(path, request, self._env(command, rt), self.timeout, self.stderr)
+        self.executor.exec_plugin(path, request, self._env(command, rt), self.timeout, self.stderr)
 
     # -- lists -------------------------------------------------------------
 
-    def add_network_list(self, net: NetworkConfigList, rt: RuntimeConf) -> Result:
-        """ADD every plugin in order, chaining results; cache and return the last.
+    def add_network_list(self, net: NetworkConfigList, rt: RuntimeConf) -> Result | None:
+        """ADD every plugin in order, chaining results; cache and return the last
+        (None for a list without plugins, as libcni's nil result).
 
         Nothing is cached and nothing is undone if a plugin fails: the caller
         must DEL (the spec requires a DEL after a failed ADD as well).
@@ -268,7 +274,7 @@ class CNIConfig:
         validate.interface_name(rt.ifname)
         cache.make_dirs(os.path.dirname(self._cache_path(name, rt)))
 
-    def _add_list(self, net: NetworkConfigList, rt: RuntimeConf) -> Result:
+    def _add_list(self, net: NetworkConfigList, rt: RuntimeConf) -> Result | None:
         try:
             self._before_add(net.name, rt)
         except CNIError as err:  # Go checks in each plugin's ADD: worded as its failure
@@ -478,16 +484,15 @@ class CNIConfig:
         return sorted(_capabilities(plugin))
 
     def _validate_plugin(self, plugin_type: str, expected: str) -> None:
-        path = invoke.find_in_path(plugin_type, self.path)
         expected = expected or "0.1.0"
-        supported = invoke.get_version_info(path, self.timeout)
+        supported = self.get_version_info(plugin_type)
         if expected not in supported:
             raise UntypedError(f'plugin {plugin_type} does not support config version "{expected}"')
 
     def get_version_info(self, plugin_type: str) -> list[str]:
         """The spec versions a plugin supports (runs its VERSION)."""
-        path = invoke.find_in_path(plugin_type, self.path)
-        return invoke.get_version_info(path, self.timeout)
+        path = self.executor.find_in_path(plugin_type, self.path)
+        return invoke.get_version_info(path, self.timeout, self.executor)
 
 
 # -- helpers -----------------------------------------------------------------

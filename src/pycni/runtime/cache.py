@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from pycni.faultpoint import step
-from pycni.runtime.invoke import UntypedError
+from pycni.invoke import UntypedError
 from pycni.spec.errors import CNIError
 
 KIND = "cniCacheV1"
@@ -188,7 +188,7 @@ def _fields(doc: dict) -> dict:
     """Unmarshal into the cachedInfo shape; TypeError/ValueError where Go's would fail."""
     import binascii
 
-    lower = {}
+    lower: dict = {}
     for key, value in doc.items():
         lower.setdefault(key.lower(), value)
     rec: dict = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from pycni.runtime.invoke import UntypedError
+from pycni.invoke import UntypedError
 from pycni.spec.errors import CNIError
 
 TYPE_CHECKING = False

@@ -5,7 +5,12 @@ parsing, the verb and version gates of the reference skel, and the one place
 where errors become JSON on stdout. Handlers only ever see a `CmdArgs` and
 raise `CNIError` (any other exception becomes code 999 with its message).
 
-Imports are kept lazy: VERSION must answer without even importing json.
+A plugin is declared by a `Plugin`: its about text, its versions, and either
+its handlers or the name of the module that holds them (`cmd_add`,
+`cmd_del`, `cmd_check`, `cmd_gc`, `cmd_status`). That module is imported only
+once VERSION, the environment and stdin have been dealt with, so a VERSION
+call or a malformed invocation never loads what the verbs need (netlink).
+skel depends on `pycni.spec` only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 from pycni.spec import errors
 from pycni.spec import version as versions
 from pycni.spec.errors import CNIError
+from pycni.spec.jsonutil import go_dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +41,53 @@ _ATTACHMENT_VERBS = ("ADD", "DEL", "CHECK")
 # Verbs that need a minimum config version, and the version.
 _VERB_MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 _UNSET = object()
+
+
+class Plugin:
+    """A plugin's declaration: what skel needs to answer before any verb runs."""
+
+    __slots__ = ("_handlers", "about", "supported", "verbs")
+
+    _NAMES = (
+        ("ADD", "cmd_add"),
+        ("DEL", "cmd_del"),
+        ("CHECK", "cmd_check"),
+        ("GC", "cmd_gc"),
+        ("STATUS", "cmd_status"),
+    )
+
+    def __init__(
+        self,
+        *,
+        about: str = "",
+        supported: tuple[str, ...] | list[str] = versions.ALL,
+        verbs: str = "",
+        add: Callable | None = None,
+        delete: Callable | None = None,
+        check: Callable | None = None,
+        gc: Callable | None = None,
+        status: Callable | None = None,
+    ) -> None:
+        self.about = about
+        self.supported = tuple(supported)
+        if not self.supported:
+            raise ValueError("a plugin must support at least one CNI version")
+        self.verbs = verbs
+        given = (add, delete, check, gc, status)
+        if verbs and any(given):
+            raise ValueError("give either the verbs module or the handlers, not both")
+        self._handlers: dict[str, Callable | None] | None = (
+            None if verbs else {verb: fn for (verb, _), fn in zip(self._NAMES, given)}
+        )
+
+    def handler(self, command: str) -> Callable | None:
+        """The handler of a verb; the verbs module is imported on first use."""
+        if self._handlers is None:
+            import importlib
+
+            module = importlib.import_module(self.verbs)
+            self._handlers = {verb: getattr(module, name, None) for verb, name in self._NAMES}
+        return self._handlers.get(command)
 
 
 class CmdArgs:
@@ -176,6 +229,7 @@ def decode_config(data: bytes) -> dict:
 
 
 def plugin_main(
+    plugin: Plugin | None = None,
     *,
     add: Callable | None = None,
     delete: Callable | None = None,
@@ -186,6 +240,8 @@ def plugin_main(
     about: str = "",
 ) -> None:
     """Run one CNI verb from the process environment and exit.
+
+    Give a `Plugin`, or the handlers (and versions, about) directly.
 
     A closed stdin is CNI error 5 (as Go's skel reports a failed read). A
     closed stdout, or one that fails (disk full, ...), cannot carry a result
@@ -200,19 +256,17 @@ def plugin_main(
     stdin = None if 0 in closed or sys.stdin is None else sys.stdin.buffer
     stdout = _Utf8Writer(sys.stdout.buffer)
     try:
-        code = run(
-            os.environ,
-            stdin,
-            stdout,
-            sys.stderr or _Discard(),
-            add=add,
-            delete=delete,
-            check=check,
-            gc=gc,
-            status=status,
-            supported=supported,
-            about=about,
-        )
+        if plugin is None:
+            plugin = Plugin(
+                about=about,
+                supported=supported,
+                add=add,
+                delete=delete,
+                check=check,
+                gc=gc,
+                status=status,
+            )
+        code = run(os.environ, stdin, stdout, sys.stderr or _Discard(), plugin)
         stdout.flush()
     except OutputError as err:
         try:  # what is still buffered must not fail again at exit
@@ -297,39 +351,25 @@ class _Utf8Writer:
             raise OutputError(err.strerror or str(err)) from None
 
 
-def run(
-    environ,
-    stdin,
-    stdout,
-    stderr,
-    *,
-    add=None,
-    delete=None,
-    check=None,
-    gc=None,
-    status=None,
-    supported=versions.ALL,
-    about: str = "",
-) -> int:
-    """plugin_main without the process: returns the exit code (for tests).
+def run(environ, stdin, stdout, stderr, plugin: Plugin) -> int:
+    """plugin_main without the process: returns the exit code (for tests,
+    and for running a plugin in-process).
 
     `stdin` None means stdin is closed (CNI error 5). An OutputError from
     `stdout` is not turned into JSON (it could not be written either).
     """
-    supported = tuple(supported)
-    if not supported:
-        raise ValueError("a plugin must support at least one CNI version")
+    supported = plugin.supported
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
         stdout.write(versions.version_info_json(supported))
         return 0
-    if not command and about:
-        stderr.write(f"{about}\nCNI protocol versions supported: {', '.join(supported)}\n")
+    if not command and plugin.about:
+        stderr.write(f"{plugin.about}\nCNI protocol versions supported: {', '.join(supported)}\n")
         return 0
     args: CmdArgs | None = None
     try:
         args = _parse_invocation(environ, stdin)
-        handler = _gate(args, supported, add=add, delete=delete, check=check, gc=gc, status=status)
+        handler = _gate(args, plugin)
         if handler is None:
             return 0
         outcome = handler(args)
@@ -374,9 +414,10 @@ def _parse_invocation(environ, stdin) -> CmdArgs:
     return args
 
 
-def _gate(args: CmdArgs, supported: tuple[str, ...], **handlers) -> Callable | None:
+def _gate(args: CmdArgs, plugin: Plugin) -> Callable | None:
     """Apply the reference's version gates; return the handler to run."""
     command = args.command
+    supported = plugin.supported
     config_version = args.cni_version
     minimum = _VERB_MIN_VERSION.get(command)
     if minimum:
@@ -399,13 +440,7 @@ def _gate(args: CmdArgs, supported: tuple[str, ...], **handlers) -> Callable | N
         )
     if command in ("ADD", "DEL") and not args.netns_override:
         _check_netns_differs(args.netns)
-    handler = {
-        "ADD": handlers["add"],
-        "DEL": handlers["delete"],
-        "CHECK": handlers["check"],
-        "GC": handlers["gc"],
-        "STATUS": handlers["status"],
-    }[command]
+    handler = plugin.handler(command)
     if handler is None and command in ("ADD", "DEL", "CHECK"):
         raise CNIError(errors.ERR_INTERNAL, f"plugin does not implement {command}")
     return handler
@@ -438,4 +473,4 @@ def _print_error(stdout, err: CNIError, args: CmdArgs | None) -> None:
             cni_version = args.cni_version
         except CNIError:
             cni_version = None
-    stdout.write(err.to_json(cni_version))
+    stdout.write(go_dumps(err.to_dict(cni_version)))

@@ -9,8 +9,13 @@ to every plugin of a chain.
 from __future__ import annotations
 
 from pycni.spec.errors import ERR_INVALID_ENVIRONMENT_VARIABLES, CNIError
-from pycni.spec.jsonutil import go_ip, go_quote
+from pycni.spec.ipnet import go_ip, parse_mac
+from pycni.spec.jsonutil import go_quote
 from pycni.spec.version import go_quote_list
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
 
 _VAR = "CNI_ARGS"
 _IGNORE_UNKNOWN = "IgnoreUnknown"
@@ -30,39 +35,23 @@ def _parse_bool(value: str) -> bool:
     raise ValueError(f"boolean unmarshal error: invalid input {lowered}")
 
 
-def _parse_mac(value: str) -> str:
-    """Go's net.ParseMAC (6, 8 or 20 bytes; ':' '-' or '.' separated) printed
-    as lower-case colon-separated hex."""
-    error = ValueError(f"address {value}: invalid MAC address")
-    if len(value) < 14:
-        raise error
-    if value[2] in ":-":
-        sep, width = value[2], 2
-    elif value[4] == ".":
-        sep, width = ".", 4
-    else:
-        raise error
-    groups = value.split(sep)
-    if any(len(g) != width for g in groups) or len(groups) * width // 2 not in (6, 8, 20):
-        raise error
-    hexdigits = "".join(groups)
-    if not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
-        raise error
-    return ":".join(hexdigits[i : i + 2] for i in range(0, len(hexdigits), 2)).lower()
-
-
 def _parse_ip(value: str) -> str | None:
     return go_ip(value)[0] if value else None
 
 
 def _parse_mac_arg(value: str) -> str | None:
-    return _parse_mac(value) if value else None
+    return parse_mac(value) if value else None
 
 
 # Converters per field kind.  An empty IP or MAC gives None (the key is
 # dropped): Go's net.IP text unmarshaler and the plugins reading a MAC treat
 # an empty value as not given.
-_CONVERTERS = {"str": str, "bool": _parse_bool, "ip": _parse_ip, "mac": _parse_mac_arg}
+_CONVERTERS: dict[str, Callable[[str], object]] = {
+    "str": str,
+    "bool": _parse_bool,
+    "ip": _parse_ip,
+    "mac": _parse_mac_arg,
+}
 
 
 def load_args(cni_args: str, fields: dict[str, str]) -> dict[str, object]:

@@ -23,7 +23,11 @@ _PLUGIN = "error parsing configuration: "
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeVar
+
     from pycni.spec.result import Result
+
+    T = TypeVar("T")
 
 VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
 
@@ -187,22 +191,22 @@ def _plugin_from_obj(obj: object, raw_bytes: bytes) -> PluginConfig:
     for key in ("cniVersion", "name", "type"):
         _check(obj, key, str, "string")
     capabilities = _check(obj, "capabilities", dict, "map[string]bool")
-    for cap, on in (capabilities or {}).items():  # type: ignore[attr-defined]
+    for cap, on in (capabilities or {}).items():
         if not isinstance(on, bool) and on is not None:
             raise _wrong(on, f"capabilities.{cap}", "bool")
     ipam = _check(obj, "ipam", dict, "types.IPAM")
     if ipam:
-        _check(ipam, "type", str, "string", "ipam.")  # type: ignore[arg-type]
+        _check(ipam, "type", str, "string", "ipam.")
     dns = _check(obj, "dns", dict, "types.DNS")
     if dns:
-        _check(dns, "domain", str, "string", "dns.")  # type: ignore[arg-type]
+        _check(dns, "domain", str, "string", "dns.")
         for key in ("nameservers", "search", "options"):
-            for item in _check(dns, key, list, "[]string", "dns.") or ():  # type: ignore[arg-type]
+            for item in _check(dns, key, list, "[]string", "dns.") or ():
                 if not isinstance(item, str):
                     raise _wrong(item, f"dns.{key}", "string")
     _check(obj, "prevResult", dict, "map[string]interface {}")
     key = VALID_ATTACHMENTS_KEYS[0]  # Go's PluginConf knows only the new name
-    for item in _check(obj, key, list, "[]types.GCAttachment") or ():  # type: ignore[union-attr]
+    for item in _check(obj, key, list, "[]types.GCAttachment") or ():
         if not isinstance(item, dict):
             raise _wrong(item, key, "types.GCAttachment")
         for field in ("containerID", "ifname"):
@@ -216,7 +220,7 @@ def _plugin_from_obj(obj: object, raw_bytes: bytes) -> PluginConfig:
     return plugin
 
 
-def _check(d: dict, key: str, kind: type, go_name: str, path: str = "") -> object:
+def _check(d: dict, key: str, kind: type[T], go_name: str, path: str = "") -> T | None:
     value = ci_get(d, key)
     if value is not None and not isinstance(value, kind):
         raise _wrong(value, path + key, go_name)

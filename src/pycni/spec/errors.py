@@ -48,24 +48,3 @@ class CNIError(Exception):
         if self.details:
             out["details"] = self.details
         return out
-
-    def to_json(self, cni_version: str | None = None) -> str:
-        """Printed as Go's types.Error.Print: 4-space indent, no newline."""
-        from pycni.spec.jsonutil import go_dumps
-
-        return go_dumps(self.to_dict(cni_version))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CNIError:
-        """The error a plugin printed; keys match case-insensitively as in
-        Go, and a code that is not a non-negative integer reads as 0."""
-        from pycni.spec.jsonutil import ci_get
-
-        code = ci_get(d, "code", 0)
-        if type(code) is not int or code < 0:
-            code = ERR_UNKNOWN
-        msg = ci_get(d, "msg")
-        details = ci_get(d, "details")
-        return cls(
-            code, msg if isinstance(msg, str) else "", details if isinstance(details, str) else ""
-        )

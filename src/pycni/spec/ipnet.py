@@ -1,7 +1,8 @@
-"""Compact IP and CIDR arithmetic on integers.
+"""IP, CIDR and MAC text forms and arithmetic, in one place.
 
-`ipaddress` costs milliseconds to import in every plugin process; this is the
-small part of it that CNI plugins need, built on socket.inet_pton/inet_ntop.
+Addresses are integers here: `ipaddress` costs milliseconds to import in
+every plugin process, and this is the small part of it CNI plugins need,
+built on inet_pton/inet_ntop. MAC addresses are read as Go's net.ParseMAC.
 """
 
 from __future__ import annotations
@@ -139,3 +140,112 @@ class IPNet:
 
     def __hash__(self) -> int:
         return hash((self.family, self.ip, self.prefixlen))
+
+
+def is_global_unicast(ip: str) -> bool:
+    """Go's net.IP.IsGlobalUnicast."""
+    family, v = parse_ip(ip)
+    if family == 4:
+        return not (
+            v == 0xFFFFFFFF or v == 0 or v >> 24 == 127 or v >> 28 == 0xE or v >> 16 == 0xA9FE
+        )
+    return not (v == 0 or v == 1 or v >> 120 == 0xFF or v >> 118 == 0x3FA)
+
+
+def parse_mac(value: str) -> str:
+    """Go's net.ParseMAC (6, 8 or 20 bytes; ':' '-' or '.' separated) printed
+    as lower-case colon-separated hex."""
+    error = ValueError(f"address {value}: invalid MAC address")
+    if len(value) < 14:
+        raise error
+    if value[2] in ":-":
+        sep, width = value[2], 2
+    elif value[4] == ".":
+        sep, width = ".", 4
+    else:
+        raise error
+    groups = value.split(sep)
+    if any(len(g) != width for g in groups) or len(groups) * width // 2 not in (6, 8, 20):
+        raise error
+    hexdigits = "".join(groups)
+    if not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
+        raise error
+    return ":".join(hexdigits[i : i + 2] for i in range(0, len(hexdigits), 2)).lower()
+
+
+def parse_addr(text: str) -> tuple[int, int]:
+    """(family, value) like Go's net.ParseIP + To4: IPv4-mapped IPv6 is IPv4."""
+    family, value = parse_ip(text)
+    if family == 6 and value >> 32 == 0xFFFF:
+        return 4, value & 0xFFFFFFFF
+    return family, value
+
+
+def ip_text(family: int, value: int) -> str:
+    """Go's net.IP.String(): the name of a reservation file."""
+    if family == 6 and value >> 32 == 0xFFFF:
+        family, value = 4, value & 0xFFFFFFFF
+    return format_ip(family, value)
+
+
+# -- Go's net.IP text forms (ParseIP, ParseCIDR, String) --------------------------------
+
+_V4_IN_V6 = b"\x00" * 10 + b"\xff\xff"
+
+
+def _parse_ip(text: str) -> tuple[str, int, int] | None:
+    """(canonical text, family, bit length of the literal) or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        inet_pton(AF_INET, text)
+        # inet_pton accepts only the dotted quad without leading zeros,
+        # which is already Go's canonical form.
+        return text, 4, 32
+    except (OSError, ValueError):
+        pass
+    try:
+        raw = inet_pton(AF_INET6, text)
+    except (OSError, ValueError):
+        return None
+    if raw[:12] == _V4_IN_V6:
+        # Go's net.IP treats IPv4-mapped addresses as IPv4 and prints them so.
+        return ".".join(str(b) for b in raw[12:]), 4, 128
+    return format_ip6(raw), 6, 128
+
+
+def go_ip(text: str) -> tuple[str, int]:
+    """(canonical text, family 4 or 6) of an IP as Go's net.ParseIP + String().
+
+    Raises ValueError with Go's message "invalid IP address: <text>".
+    """
+    parsed = _parse_ip(text)
+    if parsed is None:
+        raise ValueError(f"invalid IP address: {text}")
+    return parsed[0], parsed[1]
+
+
+def go_cidr(text: str) -> tuple[str, int, int]:
+    """(canonical host address, prefix length, family) of "ip/prefix" as CNI's
+    types.ParseCIDR + IPNet.String() give it: the host bits are kept.
+
+    Raises ValueError with Go's message "invalid CIDR address: <text>".
+    """
+    if isinstance(text, str):
+        addr, slash, prefix = text.partition("/")
+        digits = prefix.lstrip("0")
+        parsed = _parse_ip(addr) if slash else None
+        if (
+            parsed is not None
+            and prefix.isdigit()
+            and prefix.isascii()
+            and len(digits) <= 3
+            and int(digits or "0") <= parsed[2]
+        ):
+            ip, family, width = parsed
+            length = int(digits or "0")
+            if family == 4 and width == 128:
+                # Go keeps the last 32 bits of a v4-mapped mask.
+                length = max(0, length - 96)
+            return ip, length, family
+    raise ValueError(f"invalid CIDR address: {text}")

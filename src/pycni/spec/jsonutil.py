@@ -13,7 +13,10 @@ that importing this module costs nothing.
 from __future__ import annotations
 
 from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
-from pycni.spec.ipnet import format_ip6
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from _json import make_scanner
 
 # Go escapes these even though JSON does not require it (HTML safety and
 # JavaScript line terminators); matching it keeps output byte-identical.
@@ -24,8 +27,6 @@ _GO_ESCAPES = (
     ("\u2028", "\\u2028"),
     ("\u2029", "\\u2029"),
 )
-
-_V4_IN_V6 = b"\x00" * 10 + b"\xff\xff"
 
 
 def fold_key(key: str) -> str:
@@ -159,7 +160,7 @@ class _ScanContext:
     parse_constant = staticmethod(_reject_constant)
 
 
-_scanner = None
+_scanner: make_scanner | None = None
 _WHITESPACE = " \t\n\r"
 
 
@@ -175,7 +176,9 @@ def go_loads(data: bytes | str) -> object:
     if _scanner is None:
         from _json import make_scanner
 
-        _scanner = make_scanner(_ScanContext())
+        # typeshed wants a make_scanner as the context; any object with its
+        # attributes (json.JSONDecoder, _ScanContext) is what the C code reads.
+        _scanner = make_scanner(_ScanContext())  # type: ignore[arg-type]
     if isinstance(data, (bytes, bytearray)):
         data = bytes(data).decode("utf-8", "replace")
     start = len(data) - len(data.lstrip(_WHITESPACE))
@@ -212,6 +215,7 @@ def _scan_deep(s: str, pos: int) -> tuple[object, int]:
     """
     from _json import scanstring
 
+    assert _scanner is not None  # go_loads made it before calling this
     n = len(s)
     stack: list[list] = []  # open containers: [list or dict, key pending in a dict]
 
@@ -381,63 +385,3 @@ def get_list(d: dict, key: str, default: list | None = None) -> list | None:
 def get_dict(d: dict, key: str, default: dict | None = None) -> dict | None:
     """An object config key, such as `ipam` or `runtimeConfig`."""
     return _typed(d, key, default, dict, "map[string]interface {}")  # type: ignore[return-value]
-
-
-def _parse_ip(text: str) -> tuple[str, int, int] | None:
-    """(canonical text, family, bit length of the literal) or None."""
-    import _socket  # the C module: `socket` would pull in enum and selectors
-
-    if not isinstance(text, str):
-        return None
-    try:
-        _socket.inet_pton(_socket.AF_INET, text)
-        # inet_pton accepts only the dotted quad without leading zeros,
-        # which is already Go's canonical form.
-        return text, 4, 32
-    except (OSError, ValueError):
-        pass
-    try:
-        raw = _socket.inet_pton(_socket.AF_INET6, text)
-    except (OSError, ValueError):
-        return None
-    if raw[:12] == _V4_IN_V6:
-        # Go's net.IP treats IPv4-mapped addresses as IPv4 and prints them so.
-        return ".".join(str(b) for b in raw[12:]), 4, 128
-    return format_ip6(raw), 6, 128
-
-
-def go_ip(text: str) -> tuple[str, int]:
-    """(canonical text, family 4 or 6) of an IP as Go's net.ParseIP + String().
-
-    Raises ValueError with Go's message "invalid IP address: <text>".
-    """
-    parsed = _parse_ip(text)
-    if parsed is None:
-        raise ValueError(f"invalid IP address: {text}")
-    return parsed[0], parsed[1]
-
-
-def go_cidr(text: str) -> tuple[str, int, int]:
-    """(canonical host address, prefix length, family) of "ip/prefix" as CNI's
-    types.ParseCIDR + IPNet.String() give it: the host bits are kept.
-
-    Raises ValueError with Go's message "invalid CIDR address: <text>".
-    """
-    if isinstance(text, str):
-        addr, slash, prefix = text.partition("/")
-        digits = prefix.lstrip("0")
-        parsed = _parse_ip(addr) if slash else None
-        if (
-            parsed is not None
-            and prefix.isdigit()
-            and prefix.isascii()
-            and len(digits) <= 3
-            and int(digits or "0") <= parsed[2]
-        ):
-            ip, family, width = parsed
-            length = int(digits or "0")
-            if family == 4 and width == 128:
-                # Go keeps the last 32 bits of a v4-mapped mask.
-                length = max(0, length - 96)
-            return ip, length, family
-    raise ValueError(f"invalid CIDR address: {text}")

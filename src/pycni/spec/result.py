@@ -18,12 +18,17 @@ follows Go's JSON shapes and key order for each version.
 from __future__ import annotations
 
 from pycni.spec.errors import ERR_DECODING_FAILURE, ERR_INCOMPATIBLE_CNI_VERSION, CNIError
-from pycni.spec.jsonutil import ci_get, go_cidr, go_dumps, go_ip, go_loads, go_quote, json_kind
+from pycni.spec.ipnet import go_cidr, go_ip
+from pycni.spec.jsonutil import ci_get, go_dumps, go_loads, go_quote, json_kind
 from pycni.spec.version import ALL, CURRENT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Self
+    from typing import TypeVar
+
+    from typing_extensions import Self
+
+    T = TypeVar("T")
 
 # Result type ("family") of each version Go can create a result for.
 _FAMILY = {
@@ -46,7 +51,7 @@ class _Value:
     """Equality, repr and a shallow copy over __slots__, so results compare by
     content (subclasses with list fields override copy)."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def copy(self) -> Self:
         new = object.__new__(type(self))  # already canonical: skip re-parsing
@@ -339,18 +344,18 @@ class Result(_Value):
         blocks: dict[int, dict] = {}
         for ipc in self.ips:
             if ipc.family not in blocks:
-                block = {"ip": ipc.address}
+                block: dict = {"ip": ipc.address}
                 if ipc.gateway:
                     block["gateway"] = ipc.gateway
                 blocks[ipc.family] = block
         if not blocks and not from_020:
             raise CNIError(ERR_INCOMPATIBLE_CNI_VERSION, "cannot convert: no valid IP addresses")
         for route in self.routes:
-            block = blocks.get(route.family)
-            if block is None and from_020 and blocks:
-                block = next(iter(blocks.values()))
-            if block is not None:
-                block.setdefault("routes", []).append(route._to_dict(from_020))
+            owner = blocks.get(route.family)
+            if owner is None and from_020 and blocks:
+                owner = next(iter(blocks.values()))
+            if owner is not None:
+                owner.setdefault("routes", []).append(route._to_dict(from_020))
         out: dict = {"cniVersion": target}
         if 4 in blocks:
             out["ip4"] = blocks[4]
@@ -429,7 +434,7 @@ def _type_error(value: object, struct: str | None, field: str, go_type: str) -> 
     )
 
 
-def _get(d: dict, key: str, struct: str, kind: type, go_type: str) -> object:
+def _get(d: dict, key: str, struct: str, kind: type[T], go_type: str) -> T | None:
     """d's `key` (case-insensitive) checked against a Go type; None if absent or null."""
     value = ci_get(d, key)
     if value is None:
@@ -442,20 +447,20 @@ def _get(d: dict, key: str, struct: str, kind: type, go_type: str) -> object:
 
 
 def _str(d: dict, key: str, struct: str) -> str:
-    return _get(d, key, struct, str, "string") or ""  # type: ignore[return-value]
+    return _get(d, key, struct, str, "string") or ""
 
 
 def _int(d: dict, key: str, struct: str) -> int | None:
-    return _get(d, key, struct, int, "int")  # type: ignore[return-value]
+    return _get(d, key, struct, int, "int")
 
 
 def _list(d: dict, key: str, struct: str, kind: type, go_type: str) -> list:
     """d's `key` as a new list of `kind` items (Go's []go_type); [] if absent or null."""
     items = _get(d, key, struct, list, f"[]{go_type}") or []
-    for item in items:  # type: ignore[attr-defined]
+    for item in items:
         if not isinstance(item, kind):
             raise _type_error(item, struct, key, go_type)
-    return list(items)  # type: ignore[call-overload]
+    return list(items)
 
 
 def _objects(d: dict, key: str, struct: str, go_type: str) -> list[dict]:
@@ -493,10 +498,10 @@ def _parse_dns(d: dict, struct: str) -> DNS:
         return DNS()
     return DNS(
         _strings(value, "nameservers", "DNS"),
-        _str(value, "domain", "DNS"),  # type: ignore[arg-type]
+        _str(value, "domain", "DNS"),
         _strings(value, "search", "DNS"),
         _strings(value, "options", "DNS"),
-    )  # type: ignore[arg-type]
+    )
 
 
 def _parse_020(d: dict, result: Result) -> None:
@@ -508,11 +513,11 @@ def _parse_020(d: dict, result: Result) -> None:
             continue
         result.ips.append(
             IPConfig(
-                _required(block, "ip", "ipConfig"),  # type: ignore[arg-type]
+                _required(block, "ip", "ipConfig"),
                 _str(block, "gateway", "ipConfig"),
             )
-        )  # type: ignore[arg-type]
-        for route in _objects(block, "routes", "ipConfig", "types.Route"):  # type: ignore[arg-type]
+        )
+        for route in _objects(block, "routes", "ipConfig", "types.Route"):
             result.routes.append(_parse_route(route))
 
 

@@ -10,11 +10,12 @@ pycni's host-local.
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
 
 import pytest
-from brtest import Net
+
+from support.bridge import Net
+from support.plugin_dirs import write_launcher
 
 
 @pytest.fixture
@@ -22,11 +23,7 @@ def cni_path(tmp_path: Path) -> list[str]:
     """A CNI_PATH with an executable `host-local` launching pycni's host-local."""
     bindir = tmp_path / "cnibin"
     bindir.mkdir()
-    launcher = bindir / "host-local"
-    launcher.write_text(
-        f"#!{sys.executable}\nfrom pycni.plugins.ipam.host_local import main\nmain()\n"
-    )
-    launcher.chmod(0o755)
+    write_launcher(bindir / "host-local", "pycni.plugins.ipam.host_local")
     return [str(bindir)]
 
 

@@ -6,16 +6,13 @@ import os
 import subprocess
 
 import pytest
-from brtest import addrs, brport, links, ping, routes, sysctl_in, veths_on
-from sandbox import in_netns, ip
 
 from pycni.spec import version
 
-
-def ok(outcome):
-    assert outcome.ok, outcome
-    return outcome.json
-
+from support.bridge import addrs, brport, links, ping, routes, sysctl_in, veths_on
+from support.outcomes import ok
+from support.plugin_dirs import write_launcher
+from support.sandbox import in_netns, ip
 
 # --- result shape per version --------------------------------------------------------
 
@@ -140,7 +137,7 @@ def test_ping_between_two_containers_on_one_bridge(net, netns_factory):
 
 
 def test_default_bridge_name_is_cni0(host_ns, netns_factory, data_dir, cni_path):
-    from brtest import Net
+    from support.bridge import Net
 
     n = Net("cni0", data_dir, cni_path)
     conf = n.conf(l2=True)
@@ -367,11 +364,7 @@ def test_two_attachments_of_one_container(net, netns_factory):
 
 
 def test_plugin_runs_from_a_launcher_and_prints_about(host_ns, tmp_path):
-    import sys
-
-    launcher = tmp_path / "bridge"
-    launcher.write_text(f"#!{sys.executable}\nfrom pycni.plugins.main.bridge import main\nmain()\n")
-    launcher.chmod(0o755)
+    launcher = write_launcher(tmp_path / "bridge", "pycni.plugins.main.bridge")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     proc = subprocess.run([str(launcher)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0

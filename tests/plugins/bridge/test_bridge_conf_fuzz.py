@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pycni.plugins.main import bridge_conf
+from pycni.plugins.main.bridge import conf as bridge_conf
 from pycni.spec.errors import CNIError
 
 KEYS = [

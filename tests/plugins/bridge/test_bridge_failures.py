@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from brtest import iptables_save, links, nft_ruleset, veths_on
-from sandbox import ip
 
 from pycni.kernel import ipmasq, spoofcheck
 
-
-def ok(outcome):
-    assert outcome.ok, outcome
-    return outcome.json
+from support.bridge import links, veths_on
+from support.outcomes import ok
+from support.sandbox import ip, iptables_save, nft_ruleset
 
 
 def assert_nothing_left(net, ct, reservations=()):
@@ -89,7 +86,7 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
     """In-process ADD with the last step (the bridge-port wait) failing: the
     veth pair, the IPAM reservation, the masquerade rules of both families
     and the spoof-check rules are all removed again."""
-    from pycni.plugins.main import bridge
+    from pycni.plugins.main.bridge import verbs as bridge
     from pycni.skel import CmdArgs
     from pycni.spec.errors import CNIError
 

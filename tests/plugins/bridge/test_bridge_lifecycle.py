@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from brtest import addrs, links, nft_ruleset, veths_on
-from sandbox import ip
 
 from pycni.kernel import ipmasq
 
-
-def ok(outcome):
-    assert outcome.ok, outcome
-    return outcome.json
-
+from support.bridge import addrs, links, veths_on
+from support.outcomes import ok
+from support.sandbox import ip, nft_ruleset
 
 # --- DEL ------------------------------------------------------------------------------
 
@@ -219,7 +215,7 @@ def test_gc_releases_stale_attachments_and_their_masquerade(net, netns_factory):
 
 
 def test_gc_iptables_chains_of_stale_containers(net, netns_factory):
-    from brtest import iptables_save
+    from support.sandbox import iptables_save
 
     conf = net.conf("1.1.0", isGateway=True, ipMasq=True, ipMasqBackend="iptables")
     ok(net.runner(netns_factory(), container_id="ctr-a").add(conf))

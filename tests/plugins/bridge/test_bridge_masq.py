@@ -1,37 +1,20 @@
-"""ipMasq (nftables and iptables backends) and macspoofchk, in the sandbox."""
+"""bridge ADD/DEL with ipMasq (nftables and iptables backends) and macspoofchk,
+in the sandbox: the rules a plugin run leaves (ipmasq and spoofcheck themselves:
+tests/kernel)."""
 
 from __future__ import annotations
 
-import pytest
-from brtest import iptables_save, links, nft_ruleset, ping
-from sandbox import ip
+from pycni.kernel import ipmasq
 
-from pycni.kernel import ipmasq, nft, spoofcheck
-
-
-def ok(outcome):
-    assert outcome.ok, outcome
-    return outcome.json
+from support.bridge import links, ping
+from support.outcomes import ok
+from support.sandbox import ip, iptables_save, nft_ruleset
 
 
 def nft_list(*what: str) -> str:
     import subprocess
 
     return subprocess.run(["nft", "list", *what], capture_output=True, text=True).stdout
-
-
-# --- hashed names and comments (pkg/utils test vectors) ----------------------------------
-
-
-def test_reference_name_vectors():
-    assert ipmasq.format_chain_name("test", "1234") == "CNI-2bbe0c48b91a7d1b8a6753a8"
-    assert ipmasq.format_comment("test", "1234") == 'name: "test" id: "1234"'
-    assert (
-        ipmasq.comment_for_instance("unit-test", "eth0", "one")
-        == "6fd94d501e58f0aa-287fc69eff0574a2, net: unit-test, if: eth0, id: one"
-    )
-    long = ipmasq.comment_for_instance("n" * 60, 'e"th0', "c" * 64)
-    assert len(long) == 128 and '"' not in long
 
 
 # --- nftables backend ----------------------------------------------------------------------
@@ -85,42 +68,6 @@ def test_nftables_rules_of_two_containers_are_independent(net, netns_factory):
     assert ruleset.count("goto masq_checks") == 1
 
 
-def test_nftables_readd_replaces_stale_rules(host_ns):
-    ipmasq.setup(["198.18.13.2/24"], "pycnet-re", "eth0", "ctr-re", "nftables")
-    ipmasq.setup(["198.18.13.3/24"], "pycnet-re", "eth0", "ctr-re", "nftables")
-    ruleset = nft_ruleset()
-    assert "198.18.13.2" not in ruleset and "ip saddr 198.18.13.3" in ruleset
-    ipmasq.teardown([], "pycnet-re", "eth0", "ctr-re")
-    assert "198.18.13.3" not in nft_ruleset()
-
-
-def test_nft_setup_script_is_one_transaction():
-    from pycni.spec.ipnet import IPNet
-
-    script = ipmasq.nft_setup_script(
-        [IPNet.parse("198.18.0.5/24"), IPNet.parse("fd00::5/64")], "c", [{"handle": 7}]
-    )
-    lines = script.splitlines()
-    assert lines[0].startswith("add table inet cni_plugins_masquerade { comment ")
-    assert "flush chain inet cni_plugins_masquerade postrouting" in lines
-    assert "delete rule inet cni_plugins_masquerade masq_checks handle 7" in lines
-    assert lines[-2] == (
-        "add rule inet cni_plugins_masquerade masq_checks ip saddr == 198.18.0.5 "
-        'ip daddr != 198.18.0.0/24 masquerade comment "c"'
-    )
-    assert lines[-1].startswith(
-        "add rule inet cni_plugins_masquerade masq_checks ip6 saddr == "
-        "fd00::5 ip6 daddr != fd00::/64 masquerade"
-    )
-
-
-def test_nft_quote_refuses_what_nft_cannot_carry():
-    assert nft.quote("a b;c") == '"a b;c"'
-    for bad in ('a"b', "a\nb", "a\x01b"):
-        with pytest.raises(ValueError):
-            nft.quote(bad)
-
-
 # --- iptables backend ------------------------------------------------------------------------
 
 
@@ -160,49 +107,6 @@ def test_default_backend_is_iptables_when_usable(net, netns_factory):
     assert ipmasq.default_backend() == "iptables"
 
 
-def test_iptables_setup_is_append_unique(host_ns):
-    for _ in range(2):
-        ipmasq.setup(["198.18.15.2/24"], "pycnet-u", "eth0", "ctr-u", "iptables")
-    saved = iptables_save()
-    chain = ipmasq.format_chain_name("pycnet-u", "ctr-u")
-    assert saved.count(f"-j {chain}") == 1
-    assert saved.count(f"-A {chain} ") == 2
-    ipmasq.teardown(["198.18.15.2/24"], "pycnet-u", "eth0", "ctr-u")
-    assert chain not in iptables_save()
-
-
-def test_iptables_teardown_without_addresses_finds_the_chain(host_ns):
-    ipmasq.setup(["198.18.16.2/24"], "pycnet-n", "eth0", "ctr-n", "iptables")
-    ipmasq.teardown([], "pycnet-n", "eth0", "ctr-n")
-    assert ipmasq.format_chain_name("pycnet-n", "ctr-n") not in iptables_save()
-
-
-def test_iptables_rule_lines():
-    from pycni.spec.ipnet import IPNet
-
-    rules = [
-        ipmasq.IptRule(ipmasq.split_args(line))
-        for line in (
-            '-A POSTROUTING -s 198.18.0.5/32 -m comment --comment "name: \\"n\\" id: \\"c\\""'
-            " -j CH",
-            '-A CH -d 198.18.0.0/24 -m comment --comment "name: \\"n\\" id: \\"c\\"" -j ACCEPT',
-        )
-    ]
-    assert rules[0].comment == 'name: "n" id: "c"'
-    lines = ipmasq.ipt_setup_lines(
-        [IPNet.parse("198.18.0.5/24")], "CH", 'name: "n" id: "c"', {"CH"}, rules
-    )
-    # only the missing MASQUERADE rule is appended
-    assert lines == [
-        '-A CH ! -d 224.0.0.0/4 -j MASQUERADE -m comment --comment "name: \\"n\\" id: \\"c\\""\n'
-    ]
-    down = ipmasq.ipt_teardown_lines(
-        [IPNet.parse("198.18.0.5/24")], "CH", 'name: "n" id: "c"', {"CH"}, rules
-    )
-    assert down[0].startswith("-D POSTROUTING -s 198.18.0.5/32 ")
-    assert down[1:] == ["-F CH\n", "-X CH\n"]
-
-
 # --- macspoofchk ----------------------------------------------------------------------------------
 
 
@@ -237,8 +141,3 @@ def test_macspoofchk_drops_frames_with_another_source_mac(net, netns_factory):
     ip("neigh", "flush", "all", netns=b.name)
     assert not ping(a, "198.18.17.3", timeout=1.0)
     assert links(a.name)["eth0"]["address"] == "c2:00:00:00:12:34"
-
-
-def test_spoofcheck_teardown_is_a_no_op_without_rules(host_ns):
-    spoofcheck.teardown("nothing-here")
-    assert spoofcheck.teardown_commands([], "x") == []

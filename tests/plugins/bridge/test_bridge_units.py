@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from pycni.kernel import ipmasq
-from pycni.plugins import common
-from pycni.plugins.main import bridge, bridge_conf
+from pycni.plugins.main.bridge import conf as bridge_conf
+from pycni.plugins.main.bridge import links
 from pycni.spec.errors import CNIError
 from pycni.spec.result import IPConfig, Result, Route
 
@@ -68,7 +67,7 @@ def test_calc_gateways_defaults_and_default_routes():
             IPConfig("fd00::5/64"),
         ]
     )
-    gws = bridge.calc_gateways(result, conf_of(isDefaultGateway=True))
+    gws = links.calc_gateways(result, conf_of(isDefaultGateway=True))
     assert [i.interface for i in result.ips] == [2, 2, 2]
     assert [i.gateway for i in result.ips] == ["198.18.0.1", "198.18.1.254", "fd00::1"]
     assert [(r.dst, r.gw) for r in result.routes] == [
@@ -80,13 +79,13 @@ def test_calc_gateways_defaults_and_default_routes():
 
 def test_calc_gateways_keeps_an_ipam_default_route_with_gw():
     result = Result(ips=[IPConfig("198.18.0.5/24")], routes=[Route("0.0.0.0/0", "198.18.0.9")])
-    bridge.calc_gateways(result, conf_of(isDefaultGateway=True))
+    links.calc_gateways(result, conf_of(isDefaultGateway=True))
     assert [(r.dst, r.gw) for r in result.routes] == [("0.0.0.0/0", "198.18.0.9")]
 
 
 def test_calc_gateways_without_is_gateway():
     result = Result(ips=[IPConfig("198.18.0.5/24")])
-    assert bridge.calc_gateways(result, conf_of()) == {4: [], 6: []}
+    assert links.calc_gateways(result, conf_of()) == {4: [], 6: []}
     assert result.ips[0].gateway is None and result.routes == []
 
 
@@ -146,120 +145,3 @@ def test_add_only_checks_do_not_fail_del():
     with pytest.raises(CNIError) as exc:
         bridge_conf.load(conf, "", True)
     assert exc.value.code == 7
-
-
-# --- common helpers ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("ip", "expected"),
-    [
-        ("198.18.0.5", True),
-        ("127.0.0.1", False),
-        ("169.254.1.1", False),
-        ("224.0.0.1", False),
-        ("0.0.0.0", False),
-        ("255.255.255.255", False),
-        ("fd00::5", True),
-        ("fe80::1", False),
-        ("::1", False),
-        ("ff02::1", False),
-        ("::", False),
-    ],
-)
-def test_is_global_unicast(ip, expected):
-    assert common.is_global_unicast(ip) is expected
-
-
-def test_random_veth_name():
-    names = {common.random_veth_name() for _ in range(50)}
-    assert len(names) == 50
-    assert all(n.startswith("veth") and len(n) == 12 and int(n[4:], 16) >= 0 for n in names)
-
-
-def test_rollback_runs_in_reverse_and_survives_failures(capsys):
-    done = []
-
-    def fail():
-        raise RuntimeError("boom")
-
-    undo = common.Rollback()
-    undo.push("first", done.append, 1)
-    undo.push("broken", fail)
-    undo.push("third", done.append, 3)
-    undo.run()
-    assert done == [3, 1]
-    assert "rollback: broken failed: boom" in capsys.readouterr().err
-    undo.push("dropped", done.append, 9)
-    undo.commit()
-    undo.run()
-    assert done == [3, 1]
-
-
-def test_open_netlink_errors():
-    with pytest.raises(common.NetnsGone) as exc:
-        common.open_netlink("/run/netns/pyc-absent-ns")
-    assert exc.value.code == 8
-    with pytest.raises(CNIError) as exc:
-        common.open_netlink("/etc/hostname")
-    assert exc.value.code == 8 and "/etc/hostname" in exc.value.msg
-
-
-# --- masquerade backend selection --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("ipt", "nft", "ipt_bin", "nft_bin", "expected"),
-    [
-        (True, True, True, True, "iptables"),
-        (True, False, True, True, "iptables"),
-        (False, True, True, True, "nftables"),
-        (False, False, True, True, "iptables"),
-        (False, False, False, True, "nftables"),
-        (False, False, False, False, "iptables"),
-    ],
-)
-def test_default_backend_selection(monkeypatch, ipt, nft, ipt_bin, nft_bin, expected):
-    from pycni.kernel import nft as nftmod
-
-    monkeypatch.setattr(ipmasq, "supports_iptables", lambda: ipt)
-    monkeypatch.setattr(ipmasq, "supports_nftables", lambda: nft)
-    monkeypatch.setattr(
-        nftmod,
-        "which",
-        lambda name: f"/x/{name}" if (ipt_bin if name == "iptables" else nft_bin) else None,
-    )
-    monkeypatch.setattr(nftmod, "binary_available", lambda: nft_bin)
-    assert ipmasq.default_backend() == expected
-
-
-def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="unknown ipmasq backend"):
-        ipmasq.setup(["198.18.0.2/24"], "n", "eth0", "c", "pf")
-
-
-def test_split_args():
-    assert ipmasq.split_args('-A X -m comment --comment "a \\"b\\" c" -j Y') == [
-        "-A",
-        "X",
-        "-m",
-        "comment",
-        "--comment",
-        'a "b" c',
-        "-j",
-        "Y",
-    ]
-
-
-def test_nft_setup_listing_failure_is_an_ipmasq_error(monkeypatch):
-    """A failing `nft -j list` during setup is reported like any other
-    masquerade failure (bridge turns IPMasqError into "failed to set up IP
-    masquerade"), not as a bare NftError."""
-    from pycni.kernel import nft as nftmod
-
-    def broken(argv, stdin, op):
-        raise nftmod.NftError(op, 1, "Error: Could not process rule: Permission denied")
-
-    monkeypatch.setattr(nftmod, "_run", broken)
-    with pytest.raises(ipmasq.IPMasqError, match="Permission denied"):
-        ipmasq.setup(["198.18.0.2/24"], "n", "eth0", "c", "nftables")

@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from brtest import addrs, links, veths_on
 
 from pycni.kernel.bridge import BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED
-from pycni.plugins.main import bridge, bridge_conf
+from pycni.plugins.main.bridge import check
+from pycni.plugins.main.bridge import conf as bridge_conf
+from pycni.plugins.main.bridge import links as bridge_links
+from pycni.plugins.main.bridge import verbs as bridge
 from pycni.spec.errors import CNIError
+
+from support.bridge import addrs, links, veths_on
 
 DEFAULT_PVID = [(1, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED)]
 
@@ -141,7 +145,7 @@ class Port:
 )
 def test_port_vlan_steps(vlan, trunk, preserve, expected):
     rec = Recorder()
-    bridge.setup_port_vlans(rec, Port, vlan, trunk, preserve)
+    bridge_links.setup_port_vlans(rec, Port, vlan, trunk, preserve)
     assert rec.calls == expected
 
 
@@ -210,17 +214,18 @@ def test_vlan_filtering_with_an_empty_trunk_and_default_preserve():
 @pytest.fixture
 def recorded(host_ns, monkeypatch):
     """Run bridge verbs in-process with every socket wrapped in a Recorder."""
-    from pycni.plugins import common
+    from pycni.plugins.pkg import netns as pkg_netns
     from pycni.skel import CmdArgs
 
     log: list = []
     vlans: dict = {}
-    real_open = common.open_netlink
+    real_open = pkg_netns.open_netlink
 
     def open_netlink(netns=None):
         return Recorder(real_open(netns), log, vlans)
 
-    monkeypatch.setattr(common, "open_netlink", open_netlink)
+    for module in (bridge, check):
+        monkeypatch.setattr(module, "open_netlink", open_netlink)
 
     def run(verb, conf, ct, cni_path, ifname="eth0", cid="ctr-vlan"):
         env = {
@@ -309,7 +314,7 @@ def test_gateway_on_vlan_interface(recorded, net, netns_factory):
 def test_vlan_in_the_kernel_or_skip(net, netns_factory, keys):
     import subprocess
 
-    from sandbox import ip
+    from support.sandbox import ip
 
     ct = netns_factory()
     conf = net.conf(l2=True, **keys)

@@ -18,10 +18,11 @@ CHECK with no IPAM type) and succeeds in pycni; CHECK of a route without
 from __future__ import annotations
 
 import pytest
-from brtest import PLUGIN, diff, go_plugin, normalize_result, snapshot
-from sandbox import entered
 
 from pycni.skel.testing import run_plugin
+
+from support.bridge import PLUGIN, diff, go_plugin, normalize_result, snapshot
+from support.sandbox import entered
 
 CONTAINER_ID = "diff-ctr-1"
 NETWORK = "pycdiff"

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from host_local_helpers import PLUGIN
-
 from pycni.skel.testing import PluginRunner
+
+from support.host_local import PLUGIN
 
 
 @pytest.fixture(scope="session")
-def hl_netns() -> Iterator[str]:
+def hl_netns(session_netns_factory) -> str:
     """Any netns other than the test's own: host-local never enters it, but
     skel refuses CNI_NETNS equal to the plugin's own namespace on ADD/DEL."""
-    from sandbox import Netns
-
-    ns = Netns("hl")
-    yield ns.path
-    ns.close()
+    return session_netns_factory("hl").path
 
 
 @pytest.fixture

@@ -15,13 +15,11 @@ from pycni.plugins.ipam.host_local.allocator import (
     Range,
     RangeSet,
     free_count,
-    ip_text,
     iterate,
-    parse_addr,
 )
 from pycni.plugins.ipam.host_local.store import Store, owner_bytes, parse_owner
 from pycni.spec.errors import CNIError
-from pycni.spec.ipnet import IPNet
+from pycni.spec.ipnet import IPNet, ip_text, parse_addr
 
 
 def rng(

@@ -9,9 +9,9 @@ import random
 import subprocess
 import time
 
-from host_local_helpers import NET, PLUGIN, make_conf, reservations, store_files
-
 from pycni.skel.testing import plugin_argv
+
+from support.host_local import NET, PLUGIN, make_conf, reservations, store_files
 
 TWO_SETS = [[{"subnet": "198.18.0.0/20"}], [{"subnet": "fd00::/116"}]]
 

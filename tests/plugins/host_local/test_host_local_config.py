@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pycni.plugins.ipam.host_local import config
-from pycni.plugins.ipam.host_local.allocator import Range, RangeError, ip_text, parse_addr
+from pycni.plugins.ipam.host_local.allocator import Range, RangeError
 from pycni.spec.errors import CNIError
-from pycni.spec.ipnet import IPNet
+from pycni.spec.ipnet import IPNet, ip_text, parse_addr
 
 
 def load(ipam: dict, version: str = "1.1.0", cni_args: str = "", **top) -> config.IPAMConfig:
@@ -677,7 +677,7 @@ def test_add_prints_a_result_or_a_cni_error(top, version, cni_args):
     import tempfile
 
     from pycni import skel
-    from pycni.plugins.ipam.host_local import cmd_add, cmd_del
+    from pycni.plugins.ipam.host_local.verbs import cmd_add, cmd_del
     from pycni.spec.result import Result
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -694,7 +694,9 @@ def test_add_prints_a_result_or_a_cni_error(top, version, cni_args):
         }
         out = io.StringIO()
         stdin = io.BytesIO(json.dumps(conf).encode())
-        code = skel.run(environ, stdin, out, io.StringIO(), add=cmd_add, delete=cmd_del)
+        code = skel.run(
+            environ, stdin, out, io.StringIO(), skel.Plugin(add=cmd_add, delete=cmd_del)
+        )
         printed = json.loads(out.getvalue())
         if code == 0:
             result = Result.from_dict(printed)

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from host_local_helpers import NET, PLUGIN, make_conf, reservations, store_files
 
 from pycni.skel.testing import plugin_argv, run_plugin
+
+from support.host_local import NET, PLUGIN, make_conf, reservations, store_files
 
 GO_HOST_LOCAL = Path("/usr/lib/cni/host-local")
 

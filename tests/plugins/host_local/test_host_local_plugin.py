@@ -6,9 +6,11 @@ import json
 import os
 
 import pytest
-from host_local_helpers import NET, make_conf, mode, reservations, store_files
 
 from pycni.spec import version
+
+from support.host_local import NET, make_conf, mode, reservations, store_files
+from support.outcomes import err, ok_quiet
 
 TWO_SETS = [[{"subnet": "198.18.0.0/24"}], [{"subnet": "fd00::/120"}]]
 ROUTES = [
@@ -36,25 +38,12 @@ def resolv(tmp_path):
     return str(path)
 
 
-def ok(outcome):
-    assert outcome.exit_code == 0, outcome
-    assert not outcome.stderr, outcome
-    return outcome.json
-
-
-def err(outcome) -> tuple[int, str]:
-    assert outcome.exit_code == 1, outcome
-    assert "Traceback" not in outcome.stderr, outcome
-    e = outcome.json
-    return e["code"], e["msg"]
-
-
 # -- ADD / DEL ------------------------------------------------------------------------------
 
 
 def test_add_del_two_sets_with_dns_and_routes(runner, data_dir, resolv):
     conf = make_conf(data_dir, TWO_SETS, routes=ROUTES, resolvConf=resolv)
-    result = ok(runner.add(conf))
+    result = ok_quiet(runner.add(conf))
     assert result == {
         "cniVersion": "1.1.0",
         "ips": [
@@ -82,11 +71,11 @@ def test_add_del_two_sets_with_dns_and_routes(runner, data_dir, resolv):
     assert mode(net / "last_reserved_ip.0") == 0o600
     assert mode(net / "lock") == 0o750
 
-    second = ok(runner.add(conf, container_id="ctr2", ifname="net1"))
+    second = ok_quiet(runner.add(conf, container_id="ctr2", ifname="net1"))
     assert [i["address"] for i in second["ips"]] == ["198.18.0.3/24", "fd00::3/120"]
     assert store_files(data_dir)["198.18.0.3"] == b"ctr2\r\nnet1"
 
-    assert ok(runner.delete(conf)) is None
+    assert ok_quiet(runner.delete(conf)) is None
     assert store_files(data_dir) == {
         "198.18.0.3": b"ctr2\r\nnet1",
         "fd00::3": b"ctr2\r\nnet1",
@@ -94,26 +83,26 @@ def test_add_del_two_sets_with_dns_and_routes(runner, data_dir, resolv):
         "last_reserved_ip.1": b"fd00::3",
         "lock": b"",
     }
-    ok(runner.delete(conf))  # DEL twice
-    ok(runner.delete(conf, container_id="never-added"))
-    ok(runner.delete(conf, container_id="ctr2"))  # wrong ifname: nothing released
+    ok_quiet(runner.delete(conf))  # DEL twice
+    ok_quiet(runner.delete(conf, container_id="never-added"))
+    ok_quiet(runner.delete(conf, container_id="ctr2"))  # wrong ifname: nothing released
     assert len(reservations(data_dir)) == 2
-    ok(runner.delete(conf, container_id="ctr2", ifname="net1"))
+    ok_quiet(runner.delete(conf, container_id="ctr2", ifname="net1"))
     assert reservations(data_dir) == {}
 
 
 def test_same_container_two_interfaces(runner, data_dir):
     conf = make_conf(data_dir)
-    ok(runner.add(conf, ifname="eth0"))
-    ok(runner.add(conf, ifname="eth1"))
+    ok_quiet(runner.add(conf, ifname="eth0"))
+    ok_quiet(runner.add(conf, ifname="eth1"))
     assert reservations(data_dir) == {"198.18.0.2": b"ctr1\r\neth0", "198.18.0.3": b"ctr1\r\neth1"}
-    ok(runner.delete(conf, ifname="eth1"))
+    ok_quiet(runner.delete(conf, ifname="eth1"))
     assert reservations(data_dir) == {"198.18.0.2": b"ctr1\r\neth0"}
 
 
 def test_duplicate_add_is_refused(runner, data_dir):
     conf = make_conf(data_dir)
-    ok(runner.add(conf))
+    ok_quiet(runner.add(conf))
     assert err(runner.add(conf)) == (
         999,
         "failed to allocate for range 0: 198.18.0.2 has been "
@@ -123,28 +112,28 @@ def test_duplicate_add_is_refused(runner, data_dir):
 
 
 def test_del_without_store_dir_succeeds_and_creates_nothing(runner, data_dir):
-    ok(runner.delete(make_conf(data_dir)))
+    ok_quiet(runner.delete(make_conf(data_dir)))
     assert not data_dir.exists()
 
 
 def test_del_works_with_a_config_whose_ranges_went_bad(runner, data_dir):
-    ok(runner.add(make_conf(data_dir)))
-    ok(runner.delete(make_conf(data_dir, [[{"subnet": "198.18.0.5/24"}]])))
+    ok_quiet(runner.add(make_conf(data_dir)))
+    ok_quiet(runner.delete(make_conf(data_dir, [[{"subnet": "198.18.0.5/24"}]])))
     assert reservations(data_dir) == {}
 
 
 def test_round_robin_across_invocations(runner, data_dir):
     conf = make_conf(data_dir, [[{"subnet": "198.18.0.0/29"}]])
-    ok(runner.add(conf, container_id="a"))
-    ok(runner.add(conf, container_id="b"))
-    ok(runner.delete(conf, container_id="a"))
-    out = ok(runner.add(conf, container_id="c"))
+    ok_quiet(runner.add(conf, container_id="a"))
+    ok_quiet(runner.add(conf, container_id="b"))
+    ok_quiet(runner.delete(conf, container_id="a"))
+    out = ok_quiet(runner.add(conf, container_id="c"))
     assert out["ips"][0]["address"] == "198.18.0.4/29"
 
 
 def test_exhausted_range(runner, data_dir):
     conf = make_conf(data_dir, [[{"subnet": "198.18.0.0/30"}]])
-    ok(runner.add(conf, container_id="a"))
+    ok_quiet(runner.add(conf, container_id="a"))
     assert err(runner.add(conf, container_id="b")) == (
         999,
         "failed to allocate for range 0: no IP addresses available in range set: "
@@ -154,7 +143,7 @@ def test_exhausted_range(runner, data_dir):
 
 def test_failed_second_set_rolls_back_the_first(runner, data_dir):
     conf = make_conf(data_dir, [[{"subnet": "198.18.0.0/24"}], [{"subnet": "198.18.1.0/30"}]])
-    ok(runner.add(conf, container_id="a"))
+    ok_quiet(runner.add(conf, container_id="a"))
     assert err(runner.add(conf, container_id="b"))[1] == (
         "failed to allocate for range 1: no IP addresses available in range set: "
         "198.18.1.1-198.18.1.2"
@@ -173,18 +162,18 @@ def test_failed_second_set_rolls_back_the_first(runner, data_dir):
 def test_requested_ips_from_all_sources(runner, data_dir):
     conf = make_conf(data_dir, TWO_SETS)
     conf["runtimeConfig"] = {"ips": ["fd00::77/120"]}
-    out = ok(runner.add(conf, args="IgnoreUnknown=1;K8S_POD_NAME=p;IP=198.18.0.77"))
+    out = ok_quiet(runner.add(conf, args="IgnoreUnknown=1;K8S_POD_NAME=p;IP=198.18.0.77"))
     assert [i["address"] for i in out["ips"]] == ["198.18.0.77/24", "fd00::77/120"]
     assert store_files(data_dir)["last_reserved_ip.0"] == b"198.18.0.77"
     conf = make_conf(data_dir, TWO_SETS)
     conf["args"] = {"cni": {"ips": ["198.18.0.88/24"]}}
-    out = ok(runner.add(conf, container_id="ctr2", args="IP=198.18.0.99"))
+    out = ok_quiet(runner.add(conf, container_id="ctr2", args="IP=198.18.0.99"))
     assert [i["address"] for i in out["ips"]] == ["198.18.0.88/24", "fd00::78/120"]
 
 
 def test_requested_ip_errors_and_rollback(runner, data_dir):
     conf = make_conf(data_dir, TWO_SETS)
-    ok(runner.add(conf, args="IP=198.18.0.77"))
+    ok_quiet(runner.add(conf, args="IP=198.18.0.77"))
     assert err(runner.add(conf, container_id="b", args="IP=198.18.0.77")) == (
         999,
         "failed to allocate for range 0: requested IP address 198.18.0.77 is not available "
@@ -256,14 +245,14 @@ def expected_result(v: str) -> dict:
 def test_result_shape_for_every_version(runner, data_dir, resolv, v):
     conf = make_conf(data_dir, TWO_SETS, version=v, routes=V4_ROUTES + V6_ROUTES, resolvConf=resolv)
     out = runner.add(conf)
-    assert ok(out) == expected_result(v)
+    assert ok_quiet(out) == expected_result(v)
     assert out.stdout.startswith('{\n    "cniVersion"')  # Go's 4-space indent
-    ok(runner.delete(conf))
+    ok_quiet(runner.delete(conf))
     assert reservations(data_dir) == {}
 
 
 def test_result_without_dns_and_routes(runner, data_dir):
-    out = ok(runner.add(make_conf(data_dir, version="0.4.0")))
+    out = ok_quiet(runner.add(make_conf(data_dir, version="0.4.0")))
     assert out == {
         "cniVersion": "0.4.0",
         "dns": {},
@@ -283,8 +272,8 @@ def test_legacy_id_only_files(runner, data_dir):
     (net / "198.18.0.3").write_bytes(b"other")
     # The legacy file counts for duplicate detection, CHECK and DEL.
     assert "198.18.0.2 has been allocated to ctr1" in err(runner.add(conf))[1]
-    ok(runner.check(conf))
-    ok(runner.delete(conf))
+    ok_quiet(runner.check(conf))
+    ok_quiet(runner.delete(conf))
     assert reservations(data_dir) == {"198.18.0.3": b"other"}
 
 
@@ -294,9 +283,9 @@ def test_del_prefers_current_format_over_legacy(runner, data_dir):
     net.mkdir(parents=True)
     (net / "198.18.0.9").write_bytes(b"ctr1")
     (net / "198.18.0.2").write_bytes(b"ctr1\r\neth0")
-    ok(runner.delete(conf))
+    ok_quiet(runner.delete(conf))
     assert reservations(data_dir) == {"198.18.0.9": b"ctr1"}
-    ok(runner.delete(conf))
+    ok_quiet(runner.delete(conf))
     assert reservations(data_dir) == {}
 
 
@@ -309,9 +298,9 @@ def test_check(runner, data_dir):
         999,
         "host-local: Failed to find address added by container ctr1",
     )
-    result = ok(runner.add(conf))
-    ok(runner.check(conf))
-    ok(runner.check({**conf, "prevResult": result}))
+    result = ok_quiet(runner.add(conf))
+    ok_quiet(runner.check(conf))
+    ok_quiet(runner.check({**conf, "prevResult": result}))
     assert err(runner.check(conf, ifname="eth1"))[1] == (
         "host-local: Failed to find address added by container ctr1"
     )
@@ -324,14 +313,14 @@ def test_check(runner, data_dir):
 
 def test_check_compares_prev_result_addresses(runner, data_dir):
     conf = make_conf(data_dir)
-    result = ok(runner.add(conf))
+    result = ok_quiet(runner.add(conf))
     result["ips"][0]["address"] = "198.18.0.9/24"
     assert err(runner.check({**conf, "prevResult": result})) == (
         999,
         "host-local: address 198.18.0.9 of prevResult is not reserved for container ctr1",
     )
     result["ips"][0]["address"] = "10.9.9.9/24"  # not ours to judge
-    ok(runner.check({**conf, "prevResult": result}))
+    ok_quiet(runner.check({**conf, "prevResult": result}))
 
 
 def test_check_needs_040(runner, data_dir):
@@ -353,7 +342,7 @@ def gc_conf(data_dir, attachments):
 def seed(runner, data_dir):
     conf = make_conf(data_dir, TWO_SETS)
     for cid, ifname in (("a", "eth0"), ("a", "eth1"), ("b", "eth0"), ("c", "eth0")):
-        ok(runner.add(conf, container_id=cid, ifname=ifname))
+        ok_quiet(runner.add(conf, container_id=cid, ifname=ifname))
     net = data_dir / NET
     (net / "198.18.0.100").write_bytes(b"legacy-live")
     (net / "198.18.0.101").write_bytes(b"legacy-dead")
@@ -363,7 +352,7 @@ def seed(runner, data_dir):
 
 def test_gc_releases_stale_reservations(runner, data_dir):
     seed(runner, data_dir)
-    ok(runner.gc(gc_conf(data_dir, [("a", "eth0"), ("c", "eth0"), ("legacy-live", "eth0")])))
+    ok_quiet(runner.gc(gc_conf(data_dir, [("a", "eth0"), ("c", "eth0"), ("legacy-live", "eth0")])))
     assert sorted(reservations(data_dir).items()) == [
         ("198.18.0.100", b"legacy-live"),
         ("198.18.0.2", b"a\r\neth0"),
@@ -379,23 +368,23 @@ def test_gc_releases_stale_reservations(runner, data_dir):
 def test_gc_without_the_key_does_nothing(runner, data_dir):
     seed(runner, data_dir)
     before = store_files(data_dir)
-    ok(runner.gc(gc_conf(data_dir, None)))
+    ok_quiet(runner.gc(gc_conf(data_dir, None)))
     assert store_files(data_dir) == before
 
 
 def test_gc_with_an_empty_list_releases_everything(runner, data_dir):
     seed(runner, data_dir)
-    ok(runner.gc(gc_conf(data_dir, [])))
+    ok_quiet(runner.gc(gc_conf(data_dir, [])))
     assert reservations(data_dir) == {"notes.txt": b"not ours"}
     conf = make_conf(data_dir, TWO_SETS)
     conf["cni.dev/valid-attachments"] = None  # libcni's nil slice
-    ok(runner.add(conf, container_id="z"))
-    ok(runner.gc(conf))
+    ok_quiet(runner.add(conf, container_id="z"))
+    ok_quiet(runner.gc(conf))
     assert reservations(data_dir) == {"notes.txt": b"not ours"}
 
 
 def test_gc_on_a_missing_store_and_version_gate(runner, data_dir):
-    ok(runner.gc(gc_conf(data_dir, [])))
+    ok_quiet(runner.gc(gc_conf(data_dir, [])))
     assert not data_dir.exists()
     conf = gc_conf(data_dir, [])
     conf["cniVersion"] = "1.0.0"
@@ -410,16 +399,16 @@ def test_status(runner, data_dir):
         data_dir,
         [[{"subnet": "198.18.0.0/24"}], [{"subnet": "198.18.1.0/30"}, {"subnet": "198.18.2.0/30"}]],
     )
-    ok(runner.status(conf))
-    ok(runner.add(conf, container_id="a"))
-    ok(runner.status(conf))
-    ok(runner.add(conf, container_id="b"))
+    ok_quiet(runner.status(conf))
+    ok_quiet(runner.add(conf, container_id="a"))
+    ok_quiet(runner.status(conf))
+    ok_quiet(runner.add(conf, container_id="b"))
     assert err(runner.status(conf)) == (
         50,
         "no IP addresses available in range set: 198.18.1.1-198.18.1.2,198.18.2.1-198.18.2.2",
     )
-    ok(runner.delete(conf, container_id="a"))
-    ok(runner.status(conf))
+    ok_quiet(runner.delete(conf, container_id="a"))
+    ok_quiet(runner.status(conf))
 
 
 def test_status_counts_only_allocatable_addresses(runner, data_dir):
@@ -428,7 +417,7 @@ def test_status_counts_only_allocatable_addresses(runner, data_dir):
     net.mkdir(parents=True)
     for name in ("198.18.0.1", "198.18.0.3", "198.18.7.7", "lock"):
         (net / name).write_bytes(b"x")
-    ok(runner.status(conf))
+    ok_quiet(runner.status(conf))
     (net / "198.18.0.2").write_bytes(b"x")
     assert err(runner.status(conf))[0] == 50
 
@@ -519,14 +508,14 @@ def test_planted_symlinks_are_never_followed_for_writing(runner, data_dir, tmp_p
     store = data_dir / NET
     store.mkdir(parents=True)
     (store / planted).symlink_to(victim)
-    result = ok(runner.add(make_conf(data_dir)))
+    result = ok_quiet(runner.add(make_conf(data_dir)))
     assert result["ips"][0]["address"] == "198.18.0.2/24"
     assert victim.read_text() == "precious\n"
     assert list(reservations(data_dir)) == ["198.18.0.2"]
     if planted.startswith("last_reserved"):
         assert not (store / planted).is_symlink()
         assert (store / planted).read_text() == "198.18.0.2"
-    ok(runner.delete(make_conf(data_dir)))
+    ok_quiet(runner.delete(make_conf(data_dir)))
     assert victim.read_text() == "precious\n"
 
 

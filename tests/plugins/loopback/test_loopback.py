@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sandbox import ip, ip_json
 
 from pycni.skel.testing import run_plugin
 from pycni.spec import version
+
+from support.sandbox import ip, ip_json
 
 PLUGIN = "pycni.plugins.main.loopback"
 
@@ -128,7 +129,7 @@ def test_same_as_go_loopback(netns_factory, cni_version):
     prints the shape of the requested version.)"""
     import os
 
-    from sandbox import entered
+    from support.sandbox import entered
 
     go = "/usr/lib/cni/loopback"
     if not os.access(go, os.X_OK):

@@ -11,7 +11,7 @@ reserved address of the set, wrapping across the set's ranges.
 from __future__ import annotations
 
 from pycni.spec.errors import ERR_INTERNAL, CNIError
-from pycni.spec.ipnet import IPNet, format_ip, parse_ip
+from pycni.spec.ipnet import IPNet, ip_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,26 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pycni.plugins.ipam.host_local.store import Store
 
-_V4_MAPPED = 0xFFFF << 32
-
 
 class RangeError(ValueError):
     """A range or range set that cannot be used; the message is the reference's."""
-
-
-def parse_addr(text: str) -> tuple[int, int]:
-    """(family, value) like Go's net.ParseIP + To4: IPv4-mapped IPv6 is IPv4."""
-    family, value = parse_ip(text)
-    if family == 6 and value >> 32 == 0xFFFF:
-        return 4, value & 0xFFFFFFFF
-    return family, value
-
-
-def ip_text(family: int, value: int) -> str:
-    """Go's net.IP.String(): the name of a reservation file."""
-    if family == 6 and value >> 32 == 0xFFFF:
-        family, value = 4, value & 0xFFFFFFFF
-    return format_ip(family, value)
 
 
 class Range:
@@ -264,13 +247,3 @@ def free_count(rset: RangeSet, reserved: list[tuple[int, int]]) -> int:
     """Addresses of `rset` that are neither a gateway nor in `reserved`."""
     taken = {a for a in reserved if rset.is_allocatable(*a)}
     return rset.size() - len(taken)
-
-
-def last_reserved_addr(text: str | None) -> tuple[int, int] | None:
-    """The content of last_reserved_ip.N as an address (None if unusable)."""
-    if not text:
-        return None
-    try:
-        return parse_addr(text)
-    except ValueError:
-        return None

@@ -11,14 +11,10 @@ require).
 
 from __future__ import annotations
 
-from pycni.plugins.ipam.host_local.allocator import (
-    Range,
-    RangeError,
-    RangeSet,
-    parse_addr,
-)
+from pycni.plugins.ipam.host_local.allocator import Range, RangeError, RangeSet
 from pycni.plugins.ipam.host_local.store import DEFAULT_DATA_DIR
 from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
+from pycni.spec.ipnet import parse_addr
 from pycni.spec.jsonutil import ci_get, get_list, get_str, json_kind
 
 TYPE_CHECKING = False
@@ -313,7 +309,8 @@ def _routes(ipam: dict) -> list[Route]:
         raise _invalid(f"invalid ipam.routes: {err.msg}")
     if not items:
         return []
-    from pycni.spec.jsonutil import get_int, go_cidr, go_ip
+    from pycni.spec.ipnet import go_cidr, go_ip
+    from pycni.spec.jsonutil import get_int
     from pycni.spec.result import Route
 
     routes = []

@@ -26,6 +26,8 @@ import os
 
 from pycni.faultpoint import step
 from pycni.spec.errors import ERR_IO_FAILURE, CNIError
+from pycni.spec.ipnet import parse_addr
+from pycni.spec.validate import is_valid_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,8 +66,6 @@ def _io_error(what: str, err: OSError) -> CNIError:
 
 def network_dir(data_dir: str, network: str) -> str:
     """`<dataDir>/<network>`, refusing any name that would leave dataDir."""
-    from pycni.spec.validate import is_valid_name
-
     if not is_valid_name(network) or network in (".", ".."):
         # skel validated the name already; this guards direct callers.
         raise CNIError(ERR_IO_FAILURE, f"invalid network name {network!r} for a store directory")
@@ -153,9 +153,7 @@ class Store:
 
     def addresses(self) -> list[tuple[str, tuple[int, int]]]:
         """(name, address) of every reservation file (named by an address)."""
-        from pycni.plugins.ipam.host_local.allocator import parse_addr
-
-        out = []
+        out: list[tuple[str, tuple[int, int]]] = []
         try:
             entries = os.scandir(self.dir)
         except FileNotFoundError:
@@ -228,8 +226,6 @@ class Store:
 
     def last_reserved(self, idx: int) -> tuple[int, int] | None:
         """The address in last_reserved_ip.<idx> (read exactly, as Go does)."""
-        from pycni.plugins.ipam.host_local.allocator import last_reserved_addr
-
         path = os.path.join(self.dir, f"{LAST_RESERVED_PREFIX}{idx}")
         try:
             fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW)
@@ -242,8 +238,8 @@ class Store:
         finally:
             os.close(fd)
         try:
-            return last_reserved_addr(data.decode("ascii"))
-        except UnicodeDecodeError:
+            return parse_addr(data.decode("ascii")) if data else None
+        except ValueError:  # UnicodeDecodeError too: an unusable file restarts the round
             return None
 
     # -- writing (locked) -----------------------------------------------------------------

@@ -8,48 +8,56 @@ args.cni.mac < runtimeConfig.mac) are applied before anything is touched.
 
 from __future__ import annotations
 
-from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
-from pycni.spec.jsonutil import ci_get, get_bool, get_dict, get_int, get_list, get_str
+from pycni.plugins.pkg import netconf
+from pycni.plugins.pkg.netconf import invalid as _err
+from pycni.spec.jsonutil import ci_get, get_bool, get_int, get_list, get_str
+from pycni.spec.validate import config_interface_name_problem
 
 DEFAULT_BRIDGE = "cni0"
 
 
-def _err(msg: str, details: str = "") -> CNIError:
-    return CNIError(ERR_INVALID_NETWORK_CONFIG, msg, details)
-
-
-class NetConf:
+class NetConf(netconf.NetConf):
     """The decoded config; attribute names follow the reference's fields."""
 
     __slots__ = (
         "br_name",
-        "cni_version",
         "disable_container_interface",
-        "dns",
         "enable_dad",
         "force_address",
         "hairpin_mode",
         "ip_masq",
         "ip_masq_backend",
-        "ipam_type",
         "is_default_gw",
         "is_gw",
         "mac",
         "mac_spoof_chk",
         "mtu",
-        "name",
         "port_isolation",
         "preserve_default_vlan",
         "promisc_mode",
-        "raw",
         "vlan",
         "vlan_trunk_set",
         "vlans",
     )
 
-    @property
-    def is_layer3(self) -> bool:
-        return bool(self.ipam_type)
+    br_name: str
+    disable_container_interface: bool
+    enable_dad: bool
+    force_address: bool
+    hairpin_mode: bool
+    ip_masq: bool
+    ip_masq_backend: str | None
+    is_default_gw: bool
+    is_gw: bool
+    mac: str
+    mac_spoof_chk: bool
+    mtu: int
+    port_isolation: bool
+    preserve_default_vlan: bool
+    promisc_mode: bool
+    vlan: int
+    vlan_trunk_set: bool
+    vlans: list[int]
 
     @property
     def vlan_filtering(self) -> bool:
@@ -64,10 +72,7 @@ def load(conf: dict, cni_args: str = "", for_add: bool = False) -> NetConf:
     only ADD uses (exclusive options, bridge name, MTU, MAC, masquerade
     backend) run with `for_add`, so a DEL or CHECK never fails on them.
     """
-    n = NetConf()
-    n.raw = conf
-    n.name = get_str(conf, "name")
-    n.cni_version = get_str(conf, "cniVersion")
+    n = NetConf(conf)
     n.br_name = get_str(conf, "bridge", DEFAULT_BRIDGE)
     n.is_gw = get_bool(conf, "isGateway")
     n.is_default_gw = get_bool(conf, "isDefaultGateway")
@@ -92,9 +97,7 @@ def load(conf: dict, cni_args: str = "", for_add: bool = False) -> NetConf:
     n.enable_dad = get_bool(conf, "enabledad")
     n.disable_container_interface = get_bool(conf, "disableContainerInterface")
     n.port_isolation = get_bool(conf, "portIsolation")
-    n.ipam_type = _ipam_type(conf)
-    n.dns = parse_dns(conf)
-    n.mac = _load_mac(conf, cni_args, for_add)
+    n.mac = netconf.requested_mac(conf, cni_args, for_add)
     if for_add:
         _check_for_add(n)
     return n
@@ -121,24 +124,12 @@ def _check_for_add(n: NetConf) -> None:
 
 
 def _check_ifname(key: str, name: str) -> None:
-    from pycni.spec.validate import config_interface_name_problem
-
     problem = config_interface_name_problem(name)
     if problem:
         raise _err(
             f'invalid "{key}" {name!r}: {problem}; an interface name of 1-15 bytes '
             "without NUL, '/', ':' or whitespace is required"
         )
-
-
-def _ipam_type(conf: dict) -> str:
-    ipam = get_dict(conf, "ipam")
-    if ipam is None:
-        return ""
-    t = ci_get(ipam, "type")
-    if t is not None and not isinstance(t, str):
-        raise _err('"ipam.type": cannot unmarshal into Go value of type string', repr(t))
-    return t or ""
 
 
 def collect_vlan_trunk(trunk: list | None) -> list[int]:
@@ -176,79 +167,3 @@ def _trunk_int(item: dict, key: str) -> int | None:
     if value is None:
         return None
     return get_int(item, key)
-
-
-def parse_dns(conf: dict):
-    """The config's `dns`, or None when no field of it is set (dnsConfSet)."""
-    from pycni.spec.result import DNS
-
-    dns = get_dict(conf, "dns")
-    if not dns:
-        return None
-    nameservers = _str_list(dns, "nameservers")
-    search = _str_list(dns, "search")
-    options = _str_list(dns, "options")
-    domain = get_str(dns, "domain")
-    if nameservers is None and search is None and options is None and not domain:
-        return None
-    return DNS(nameservers or [], domain, search or [], options or [])
-
-
-def _str_list(d: dict, key: str) -> list[str] | None:
-    items = get_list(d, key)
-    if items is None:
-        return None
-    for item in items:
-        if not isinstance(item, str):
-            raise _err(f'"dns.{key}": cannot unmarshal {item!r} into Go value of type string')
-    return list(items)
-
-
-def _load_mac(conf: dict, cni_args: str, check: bool) -> str:
-    mac = ""
-    source = ""
-    if cni_args:
-        from pycni.spec.args import load_args
-
-        env = load_args(cni_args, {"MAC": "str"})
-        if env.get("MAC"):
-            mac, source = env["MAC"], "CNI_ARGS MAC"
-    args = get_dict(conf, "args")
-    if args:
-        cni = get_dict(args, "cni")
-        if cni:
-            value = get_str(cni, "mac")
-            if value:
-                mac, source = value, "args.cni.mac"
-    rc = get_dict(conf, "runtimeConfig")
-    if rc:
-        value = get_str(rc, "mac")
-        if value:
-            mac, source = value, "runtimeConfig.mac"
-    if mac and check:
-        mac = normalize_mac(mac, source)
-    return mac
-
-
-def normalize_mac(mac: str, source: str = "mac") -> str:
-    """A 6-byte MAC as lower-case aa:bb:cc:dd:ee:ff (net.ParseMAC's forms)."""
-    text = mac.strip()
-    raw = b""
-    for sep in (":", "-"):
-        parts = text.split(sep)
-        if len(parts) == 6 and all(len(p) == 2 for p in parts):
-            try:
-                raw = bytes.fromhex("".join(parts))
-            except ValueError:
-                raw = b""
-            break
-    else:
-        parts = text.split(".")
-        if len(parts) == 3 and all(len(p) == 4 for p in parts):
-            try:
-                raw = bytes.fromhex("".join(parts))
-            except ValueError:
-                raw = b""
-    if len(raw) != 6:
-        raise _err(f"invalid MAC address {mac!r} (from {source})")
-    return raw.hex(":")

@@ -5,8 +5,6 @@ Each runtime operation runs in a forked child of the test process (no extra
 interpreter start-up), with PYCNI_FAULT_STEP / PYCNI_FAULT_TRACE set in that
 child only (see pycni.faultpoint); plugins inherit them from the runtime. The
 child may enter a private mount namespace first (the full-disk tests).
-
-Imported like `sandbox` (tests/faults is put on sys.path by its conftest.py).
 """
 
 from __future__ import annotations
@@ -17,46 +15,19 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import sandbox
-from sandbox import CREATED, ip
-
-import pycni
 from pycni import faultpoint
-from pycni.plugins import PLUGINS
-from pycni.plugins.launcher import render
 from pycni.spec.errors import CNIError
 
+from support.sandbox import Netns, ip
+
 PREFIX = "pycflt"
-OWN_LIB = str(Path(pycni.__file__).resolve().parent.parent)
 CLONE_NEWNS = 0x00020000
 PAGE = 4096
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class Netns(sandbox.Netns):
-    """A sandbox netns named pycflt-<tag>-<hex> (its lo left down)."""
-
-    def __init__(self, tag: str) -> None:
-        self.name = f"{PREFIX}-{tag}-{secrets.token_hex(3)}"
-        ip("netns", "add", self.name)
-        CREATED.add(self.name)
-        self.path = f"/run/netns/{self.name}"
-
-
-def install_launchers(bindir: Path) -> Path:
-    """Launchers of this checkout's plugins on this interpreter, so bridge
-    runs host-local in-process (pycni.plugins.launcher.in_process_module)."""
-    bindir.mkdir(parents=True, exist_ok=True)
-    for plugin_type, module in PLUGINS.items():
-        path = bindir / plugin_type
-        path.write_text(render(sys.executable, plugin_type, module, OWN_LIB))
-        path.chmod(0o755)
-    return bindir
 
 
 # --- running an operation in a forked child --------------------------------------------
@@ -399,7 +370,7 @@ class Attachment:
     def plain_del(self) -> Outcome:
         """DEL of each plugin, executed directly without prevResult (a runtime
         that kept no cache); the runtime's cache and locks are not touched."""
-        from pycni.runtime import invoke
+        from pycni import invoke
         from pycni.spec.config import build_request
 
         def run() -> None:

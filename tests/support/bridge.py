@@ -1,16 +1,15 @@
-"""Helpers for the bridge plugin tests: config building and kernel state readers."""
+"""Helpers of the bridge plugin tests: config building and kernel state readers."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 
-from cni_helpers import reservations
-from sandbox import in_netns, ip_json
-
 from pycni.skel.testing import PluginRunner, run_plugin
+
+from support.cni import reservations
+from support.sandbox import in_netns, ip_json, iptables_save
 
 PLUGIN = "pycni.plugins.main.bridge"
 
@@ -108,15 +107,6 @@ def sysctl_in(netns: str | None, name: str) -> str:
             return f.read().strip()
     proc = in_netns(netns, "cat", path, capture_output=True, text=True)
     return proc.stdout.strip()
-
-
-def nft_ruleset() -> str:
-    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-
-
-def iptables_save(v6: bool = False) -> str:
-    tool = "ip6tables-save" if v6 else "iptables-save"
-    return subprocess.run([tool, "-t", "nat"], capture_output=True, text=True).stdout
 
 
 def brport(dev: str) -> dict:
@@ -329,7 +319,7 @@ def ping(src_ns, address: str, timeout: float = 2.0) -> bool:
     import struct
     import time
 
-    from sandbox import entered
+    from support.sandbox import entered
 
     v6 = ":" in address
     family = socket.AF_INET6 if v6 else socket.AF_INET

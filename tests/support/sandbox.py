@@ -1,4 +1,4 @@
-"""Network-namespace sandboxes for tests.
+"""Network-namespace sandboxes for tests: create, enter, inspect, remove.
 
 Deliberately independent of pycni.kernel: the fixtures that isolate the real
 host must not depend on the code under test.
@@ -27,8 +27,8 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def unique_name(tag: str) -> str:
-    return f"{PREFIX}-{tag}-{secrets.token_hex(4)}"
+def unique_name(tag: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{tag}-{secrets.token_hex(4)}"
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
@@ -50,15 +50,29 @@ def in_netns(netns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", netns, *argv], **kw)
 
 
-class Netns:
-    """A named netns under /run/netns, removed by close()."""
+def nft_ruleset() -> str:
+    """`nft list ruleset` of the netns the calling thread is in."""
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
 
-    def __init__(self, tag: str = "ns") -> None:
-        self.name = unique_name(tag)
+
+def iptables_save(v6: bool = False) -> str:
+    """The nat table (`iptables-save -t nat`, or ip6tables') of the netns the
+    calling thread is in."""
+    tool = "ip6tables-save" if v6 else "iptables-save"
+    return subprocess.run([tool, "-t", "nat"], capture_output=True, text=True).stdout
+
+
+class Netns:
+    """A named netns /run/netns/<prefix>-<tag>-<hex>, its lo up unless
+    lo_up=False; removed by close()."""
+
+    def __init__(self, tag: str = "ns", prefix: str = PREFIX, lo_up: bool = True) -> None:
+        self.name = unique_name(tag, prefix)
         ip("netns", "add", self.name)
         CREATED.add(self.name)
         self.path = f"/run/netns/{self.name}"
-        ip("link", "set", "lo", "up", netns=self.name)
+        if lo_up:
+            ip("link", "set", "lo", "up", netns=self.name)
 
     def close(self) -> None:
         # Kill anything still running inside before removing the namespace.
@@ -84,6 +98,25 @@ def entered(ns: Netns) -> Iterator[None]:
         _setns(own)
         os.close(own)
         os.close(target)
+
+
+class NetnsFactory:
+    """Makes Netns(tag, **options) on each call and closes them all, newest
+    first, in close(): what the netns_factory fixture hands a test."""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+        self.created: list[Netns] = []
+
+    def __call__(self, tag: str = "ct") -> Netns:
+        ns = Netns(tag, **self.options)
+        self.created.append(ns)
+        return ns
+
+    def close(self) -> None:
+        for ns in reversed(self.created):
+            ns.close()
+        self.created.clear()
 
 
 def leaked_netns() -> list[str]:

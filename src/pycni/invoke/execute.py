@@ -1,4 +1,4 @@
-"""Finding and executing plugins (the equivalent of Go's pkg/invoke).
+"""Finding and executing plugins, and reading what they answer.
 
 This module is imported by plugins that delegate (IPAM), so its top level
 imports only `os`; everything else is imported where it is used. Plugins are
@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 
-from pycni.spec.errors import ERR_INTERNAL, ERR_UNKNOWN, CNIError
+from pycni.invoke.errors import PluginTimeoutError, UntypedError, plugin_error
+from pycni.spec.errors import ERR_UNKNOWN, CNIError
 
 #: exec attempts on ETXTBSY and the pause between them (libcni: 6 x 1 s)
 ETXTBSY_ATTEMPTS = 6
@@ -59,48 +60,6 @@ _GO_SIGNALS = {
     14: "alarm clock",
     15: "terminated",
 }
-
-
-class UntypedError(CNIError):
-    """An error that libcni returns as a plain Go error, without a CNI code.
-
-    It carries code 999 (`ERR_INTERNAL`), the code Go's skel gives such an
-    error when a plugin returns it, so a delegating plugin reports the same
-    code as its Go twin. The CLI prints no code for it.
-    """
-
-    def __init__(self, msg: str, details: str = "") -> None:
-        super().__init__(ERR_INTERNAL, msg, details)
-
-
-class PluginTimeoutError(CNIError):
-    """The plugin did not finish within the timeout and was killed."""
-
-    def __init__(self, msg: str, details: str = "", timeout: float = 0.0) -> None:
-        super().__init__(ERR_UNKNOWN, msg, details)
-        self.timeout = timeout
-
-
-def wrap_error(err: BaseException, prefix: str) -> CNIError:
-    """`fmt.Errorf(prefix + ": %w", err)`: the same error class, code and details
-    (and attributes, e.g. a timeout's), the message prefixed; `__cause__` is `err`."""
-    if isinstance(err, CNIError):
-        cls = type(err)
-        new = cls.__new__(cls)
-        new.__dict__.update(err.__dict__)
-        new.msg = f"{prefix}: {err.msg}"
-        new.args = (new.msg,)
-    else:
-        new = UntypedError(f"{prefix}: {err}")
-    new.__cause__ = err
-    return new
-
-
-def go_quote(data: bytes | str) -> str:
-    """Go's %q of plugin output (bytes are decoded as UTF-8, bad bytes replaced)."""
-    from pycni.spec.jsonutil import go_quote as quote
-
-    return quote(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
 
 
 def find_in_path(plugin: str, paths: list[str] | tuple[str, ...]) -> str:
@@ -205,47 +164,6 @@ def exec_plugin(
     return out
 
 
-def plugin_error(exit_desc: str, stdout: bytes, stderr: bytes) -> CNIError:
-    """libcni's RawExec.pluginErr: the error of a plugin that failed."""
-    if not stdout:
-        if not stderr:
-            return CNIError(ERR_UNKNOWN, f"netplugin failed with no error message: {exit_desc}")
-        return CNIError(ERR_UNKNOWN, f"netplugin failed: {go_quote(stderr)}: {exit_desc}")
-    from pycni.spec.jsonutil import ci_get, go_loads, json_kind
-
-    try:
-        doc = go_loads(stdout)
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, dict):
-            raise ValueError(
-                f"json: cannot unmarshal {json_kind(doc)} into Go value of type types.Error"
-            )
-        # Go decodes into types.Error, matching the keys case-insensitively.
-        code = ci_get(doc, "code")
-        msg = ci_get(doc, "msg")
-        details = ci_get(doc, "details")
-        if code is None:
-            code = 0
-        if isinstance(code, bool) or not isinstance(code, int) or code < 0:
-            raise ValueError(
-                f"json: cannot unmarshal {json_kind(code)} into Go struct field Error.code "
-                "of type uint"
-            )
-        for key, value in (("msg", msg), ("details", details)):
-            if value is not None and not isinstance(value, str):
-                raise ValueError(
-                    f"json: cannot unmarshal {json_kind(value)} into Go struct field "
-                    f"Error.{key} of type string"
-                )
-    except ValueError as perr:
-        return CNIError(
-            ERR_UNKNOWN,
-            f"netplugin failed but error parsing its diagnostic message {go_quote(stdout)}: {perr}",
-        )
-    return CNIError(code, msg or "", details or "")
-
-
 def fixup_result_version(netconf: bytes, stdout: bytes) -> tuple[str, dict]:
     """libcni's fixupResultVersion: (result version, result dict).
 
@@ -300,9 +218,15 @@ def exec_plugin_with_result(
     stderr=None,
 ):
     """Run a plugin's ADD and parse its result (libcni's ExecPluginWithResult)."""
-    out = exec_plugin(path, netconf, env, timeout, stderr)
-    version, raw = fixup_result_version(netconf, out)
+    return result_from_output(netconf, exec_plugin(path, netconf, env, timeout, stderr))
+
+
+def result_from_output(netconf: bytes, out: bytes):
+    """An ADD's stdout read as libcni reads it: fixupResultVersion, then the
+    Result of that version."""
     from pycni.spec.result import Result
+
+    version, raw = fixup_result_version(netconf, out)
 
     try:
         return Result.from_dict(raw, version)
@@ -312,14 +236,15 @@ def exec_plugin_with_result(
         raise UntypedError(str(err))
 
 
-def get_version_info(path: str, timeout: float | None = None) -> list[str]:
+def get_version_info(path: str, timeout: float | None = None, executor=None) -> list[str]:
     """Ask a plugin for its supported versions (libcni's GetVersionInfo)."""
     from pycni.spec import version
 
     env = plugin_env("VERSION", netns="dummy", ifname="dummy", path="dummy")
     stdin = b'{"cniVersion":"' + version.CURRENT.encode() + b'"}'
     try:
-        out = exec_plugin(path, stdin, env, timeout)
+        run = exec_plugin if executor is None else executor.exec_plugin
+        out = run(path, stdin, env, timeout)
     except CNIError as err:
         if str(err) == "unknown CNI_COMMAND: VERSION":
             return ["0.1.0"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A scriptable CNI plugin for the runtime tests (stdlib only).
+"""A scriptable CNI plugin for the runtime, CLI and e2e tests (stdlib only).
 
 Installed by the `plugin_dir` fixture under several type names with the
 shebang rewritten to the test interpreter. Behaviour comes from the plugin's
