@@ -155,3 +155,33 @@ def test_version_imports_no_kernel_module(plugin_type):
         m for m in loaded if m.startswith(("pycni.kernel", "pycni.invoke", "pycni.plugins.pkg"))
     ]
     assert heavy == [], heavy
+
+
+# What a plugin's verbs must not load just by being imported: each costs
+# milliseconds on every exec (contextlib pulls in collections and functools).
+HEAVY = (
+    "contextlib",
+    "importlib",
+    "typing",
+    "dataclasses",
+    "enum",
+    "re",
+    "json",
+    "ipaddress",
+    "socket",
+    "subprocess",
+    "ctypes",
+    "hashlib",
+)
+
+
+@pytest.mark.parametrize("plugin_type", sorted(PLUGINS))
+def test_verbs_import_nothing_heavy(plugin_type):
+    code = (
+        f"import sys; sys.path.insert(0, {str(SRC)!r}); import {PLUGINS[plugin_type]}.verbs; "
+        f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split() == []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-from importlib import import_module
 
 from pycni.invoke import Executor, plugin_error
 from pycni.plugins import PLUGINS
@@ -104,7 +103,9 @@ def run_in_process(module: str, stdin: bytes, env: dict) -> bytes:
     from pycni.skel import run
 
     out = io.StringIO()
-    code = run(env, io.BytesIO(stdin), out, sys.stderr, import_module(module).PLUGIN)
+    code = run(
+        env, io.BytesIO(stdin), out, sys.stderr, __import__(module, fromlist=["PLUGIN"]).PLUGIN
+    )
     data = out.getvalue().encode()
     if code != 0:
         raise plugin_error(f"exit status {code}", data, b"")

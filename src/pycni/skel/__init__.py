@@ -83,9 +83,7 @@ class Plugin:
     def handler(self, command: str) -> Callable | None:
         """The handler of a verb; the verbs module is imported on first use."""
         if self._handlers is None:
-            import importlib
-
-            module = importlib.import_module(self.verbs)
+            module = __import__(self.verbs, fromlist=["cmd_add"])  # no importlib: ~1 ms
             self._handlers = {verb: getattr(module, name, None) for verb, name in self._NAMES}
         return self._handlers.get(command)
 
