@@ -52,18 +52,6 @@ def format_ip6(raw: bytes) -> str:
     return ":".join(parts[:best_start]) + "::" + ":".join(parts[best_start + best_len :])
 
 
-def canonical_ip(text: str) -> str:
-    return format_ip(*parse_ip(text))
-
-
-def is_ip(text: object) -> bool:
-    try:
-        parse_ip(text)  # type: ignore[arg-type]
-    except ValueError:
-        return False
-    return True
-
-
 def bits(family: int) -> int:
     return _BITS[family]
 

@@ -9,7 +9,7 @@ from pycni.spec.errors import CNIError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Literal
 
 
@@ -39,11 +39,10 @@ class annotate:  # lower case: it reads as a statement, `with annotate("..."):`
     becomes one through `kernel_error`. The original is kept as `__cause__`.
     """
 
-    __slots__ = ("code", "what")
+    __slots__ = ("what",)
 
-    def __init__(self, what: str, *args: object, code: int = errors.ERR_INTERNAL) -> None:
+    def __init__(self, what: str, *args: object) -> None:
         self.what = what % args if args else what
-        self.code = code
 
     def __enter__(self) -> annotate:
         return self
@@ -54,7 +53,7 @@ class annotate:  # lower case: it reads as a statement, `with annotate("..."):`
         if isinstance(err, CNIError):
             raise CNIError(err.code, f"{self.what}: {err.msg}", err.details) from err
         if isinstance(err, OSError):
-            raise kernel_error(self.what, err, self.code) from err
+            raise kernel_error(self.what, err) from err
         return False
 
 
@@ -80,9 +79,6 @@ class Failures:
         except OSError as err:
             self.add(kernel_error(what or "kernel operation failed", err))
         return None
-
-    def __iter__(self) -> Iterator[CNIError]:
-        return iter(self.errors)
 
     def raise_if_any(self) -> None:
         if not self.errors:
