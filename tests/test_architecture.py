@@ -26,9 +26,10 @@ ALLOWED = {
     "invoke": {"spec", "faultpoint"},
     "skel": {"spec", "invoke", "faultpoint"},
     "kernel": {"spec", "faultpoint"},
+    "netfilter": {"spec", "kernel", "faultpoint"},
     "runtime": {"spec", "invoke", "faultpoint"},
-    "plugins": {"spec", "invoke", "skel", "kernel", "faultpoint"},
-    "cli": {"spec", "invoke", "skel", "kernel", "runtime", "plugins", "faultpoint"},
+    "plugins": {"spec", "invoke", "skel", "kernel", "netfilter", "faultpoint"},
+    "cli": {"spec", "invoke", "skel", "kernel", "netfilter", "runtime", "plugins", "faultpoint"},
 }
 
 

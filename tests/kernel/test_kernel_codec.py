@@ -541,6 +541,13 @@ def test_route_del_matches_any_scope(fake):
     }
 
 
+def test_route_del_by_preferred_source(fake):
+    nls, sock = fake
+    nls.route_del("198.18.3.0/24", src="198.18.3.2")
+    _hdr, attrs = _rt(sock.last[3])
+    assert attrs[route.RTA_PREFSRC] == bytes([198, 18, 3, 2])
+
+
 def test_route_parse_multipath():
     gw = attr(route.RTA_GATEWAY, nl.ip_pack("fd00::1")[1])
     hop1 = struct.pack("=HBBi", 8 + len(gw), 0, 0, 3) + gw

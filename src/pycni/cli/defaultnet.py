@@ -10,7 +10,9 @@ DEFAULT_SUBNET = "198.18.0.0/24"
 
 
 def default_network_bytes(data_dir: str | None = None) -> bytes:
-    """A bridge + host-local conflist; `data_dir` overrides host-local's store."""
+    """A bridge + host-local + portmap conflist (a runtime passes port
+    mappings as the `portMappings` capability); `data_dir` overrides
+    host-local's store."""
     ipam: dict = {"type": "host-local", "ranges": [[{"subnet": DEFAULT_SUBNET}]]}
     if data_dir:
         ipam["dataDir"] = data_dir
@@ -24,7 +26,8 @@ def default_network_bytes(data_dir: str | None = None) -> bytes:
                 "isGateway": True,
                 "isDefaultGateway": True,
                 "ipam": ipam,
-            }
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
     return json.dumps(conf, indent=2).encode()

@@ -2,8 +2,9 @@
 
 A sandbox "host" namespace stands in for the machine, so the demo is safe
 anywhere: two container namespaces are attached to the built-in default
-network (bridge + host-local) by the pycni runtime executing the installed
-pycni plugins, they ping each other, CHECK passes, DEL removes everything, and
+network (bridge + host-local + portmap) by the pycni runtime executing the
+installed pycni plugins, they ping each other, a service in one answers on a
+host port of the sandbox host, CHECK passes, DEL removes everything, and
 the sandbox goes away -- also when the demo is stopped with INT, TERM, HUP
 or QUIT (see `pycni.cli.signals`).
 """
@@ -78,6 +79,46 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  " + line for line in lines)
 
 
+HOST_PORT = 8080
+CTR_PORT = 80
+PORT_MAPPING = {"hostPort": HOST_PORT, "containerPort": CTR_PORT, "protocol": "tcp"}
+GREETING = b"hello from container a"
+
+
+def _port_mapping_round_trip(server_ns: str, client_ns: str, host_ip: str) -> bytes:
+    """Serve one connection on CTR_PORT in the server's netns (a thread
+    inside it) and connect from the client's netns to host_ip:HOST_PORT."""
+    import socket
+    import threading
+
+    from pycni.kernel import netns
+
+    with netns.enter(server_ns):
+        listener = socket.create_server(("0.0.0.0", CTR_PORT))
+    listener.settimeout(10)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(GREETING)
+        except OSError:
+            pass
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        with netns.enter(client_ns):
+            client = socket.create_connection((host_ip, HOST_PORT), timeout=10)
+        with client:
+            return client.recv(64)
+    except OSError as err:
+        return str(err).encode()
+    finally:
+        server.join(10)
+        listener.close()
+
+
 def run_demo(out=_print, trap=None) -> None:
     """The demo; `trap` (a `signals.Trap`) is held while the sandbox is removed."""
     from pycni.cli.install import install
@@ -101,14 +142,18 @@ def run_demo(out=_print, trap=None) -> None:
             out(f"  plugins             {bin_dir} (pycni install)")
             out(
                 f"  network             {net.name}: bridge {defaultnet.DEFAULT_BRIDGE} + "
-                f"host-local {defaultnet.DEFAULT_SUBNET}\n"
+                f"host-local {defaultnet.DEFAULT_SUBNET} + portmap\n"
             )
 
             containers = {}
             for name in ("a", "b"):
                 path = box.new_netns(f"ctr-{name}")
+                caps = {"portMappings": [PORT_MAPPING]} if name == "a" else {}
                 rt = RuntimeConf(
-                    container_id=f"pycni-demo-{name}-{box.tag}", netns=path, ifname="eth0"
+                    container_id=f"pycni-demo-{name}-{box.tag}",
+                    netns=path,
+                    ifname="eth0",
+                    capability_args=caps,
                 )
                 start = time.monotonic()
                 cni.add_network_list(lo_net, RuntimeConf(rt.container_id, path, "lo"))
@@ -145,16 +190,27 @@ def run_demo(out=_print, trap=None) -> None:
                     f"best {min(rtts) * 1000:.3f} ms"
                 )
 
+            gateway = containers["a"][1].ips[0].gateway
+            for client in ("b", "host"):
+                client_ns = containers["b"][0].netns if client == "b" else box.host
+                reply = _port_mapping_round_trip(containers["a"][0].netns, client_ns, gateway)
+                if reply != GREETING:
+                    raise DemoFailed(f"port {HOST_PORT} from {client}: {reply!r}")
+                out(
+                    f"[3] PORT  {client} -> {gateway}:{HOST_PORT} (sandbox host) -> "
+                    f"a:{CTR_PORT}: {reply.decode()!r}"
+                )
+
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
                 cni.check_network_list(net, rt)
-                out(f"[3] CHECK container {name}: ok ({_ms(start)})")
+                out(f"[4] CHECK container {name}: ok ({_ms(start)})")
 
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
                 cni.del_network_list(net, rt)
                 cni.del_network_list(lo_net, RuntimeConf(rt.container_id, rt.netns, "lo"))
-                out(f"[4] DEL   container {name}: ok ({_ms(start)})")
+                out(f"[5] DEL   container {name}: ok ({_ms(start)})")
 
             with RtNetlink() as nl:
                 bridge = nl.link_get(name=defaultnet.DEFAULT_BRIDGE)
@@ -166,11 +222,17 @@ def run_demo(out=_print, trap=None) -> None:
                 if p.name != "lock" and not p.name.startswith("last_reserved_ip")
             )
             cached = [a.container_id for a in cni.get_cached_attachments("")]
-            out("\n[5] LEFT  after DEL:")
+            from pycni.netfilter.nftables import Nft
+
+            with Nft() as c:
+                mapped = [r for fam in ("ip", "ip6") for r in c.rules(fam, "cni_hostport")]
+                mapped = [r for r in mapped if r.comment.startswith("pycni-demo-")]
+            out("\n[6] LEFT  after DEL:")
             out(f"      {'veths on ' + defaultnet.DEFAULT_BRIDGE:<17}{', '.join(ports) or 'none'}")
             out(f"      IP reservations  {', '.join(held) or 'none'}")
             out(f"      cached results   {', '.join(cached) or 'none'}")
-            if ports or held or cached:
+            out(f"      port mappings    {len(mapped) or 'none'}")
+            if ports or held or cached or mapped:
                 raise DemoFailed("DEL left state behind")
     finally:
         if trap is not None:

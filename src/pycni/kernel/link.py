@@ -384,10 +384,10 @@ def _common_attrs(name: str, mtu: int = 0, mac=None) -> list[bytes]:
     return parts
 
 
-def _create(sock, name: str, parts: list[bytes]) -> None:
+def _create(sock, name: str, parts: list[bytes], flags: int = 0) -> None:
     sock.request(
         nl.RTM_NEWLINK,
-        ifinfomsg() + b"".join(parts),
+        ifinfomsg(0, flags, flags) + b"".join(parts),
         f"add link {name}",
         nl.NLM_F_CREATE | nl.NLM_F_EXCL,
         nodev=nl.LinkNotFound,
@@ -445,13 +445,18 @@ def link_add(
     mtu: int = 0,
     mac=None,
     data=None,
+    up: bool = False,
+    txqlen: int | None = None,
 ) -> None:
     """Create a link of any kind; `parent` is the IFLA_LINK ifindex (in the
-    socket's netns), `netns` (fd or path) creates the link directly there and
-    `data` is the IFLA_INFO_DATA dict (see encode_info_data) or raw bytes."""
+    socket's netns), `netns` (fd or path) creates the link directly there,
+    `data` is the IFLA_INFO_DATA dict (see encode_info_data) or raw bytes,
+    `up` creates it up and `txqlen` sets its queue length (0 included)."""
     if kind == "veth":
         raise ValueError("use link_add_veth for veth pairs")
     parts = _common_attrs(name, mtu, mac)
+    if txqlen is not None:
+        parts.append(nl.nla_u32(IFLA_TXQLEN, txqlen))
     if parent:
         parts.append(nl.nla_u32(IFLA_LINK, nl.index_of(parent)))
     info = [nl.nla_str(IFLA_INFO_KIND, kind)]
@@ -462,7 +467,7 @@ def link_add(
     with nl.netns_fd(netns) as fd:
         if fd is not None:
             parts.append(nl.nla_u32(IFLA_NET_NS_FD, fd))
-        _create(sock, name, parts)
+        _create(sock, name, parts, IFF_UP if up else 0)
 
 
 def _flag(flags: int, change: int, bit: int, on) -> tuple[int, int]:

@@ -63,6 +63,12 @@ RTM_GETNEIGH = 30
 RTM_NEWRULE = 32
 RTM_DELRULE = 33
 RTM_GETRULE = 34
+RTM_NEWQDISC = 36
+RTM_DELQDISC = 37
+RTM_GETQDISC = 38
+RTM_NEWTFILTER = 44
+RTM_DELTFILTER = 45
+RTM_GETTFILTER = 46
 
 AF_UNSPEC = 0
 AF_INET = 2
@@ -320,10 +326,11 @@ class RtNetlink:
     (the calling thread enters it only while the socket is created).
 
     The operations (link_*, bridge_*, addr_*, wait_dad, route_*, neigh_*,
-    rule_*) are the functions of the modules link, bridge, addr, route, neigh
-    and rule, bound to this socket (see `_Op`).  Every kernel failure is a
-    NetlinkError carrying the kernel's errno; ENODEV on an operation naming a
-    link is LinkNotFound.  Use as a context manager or call close().
+    rule_*, qdisc_*, filter_*) are the functions of the modules link, bridge,
+    addr, route, neigh, rule and tc, bound to this socket (see `_Op`).
+    Every kernel failure is a NetlinkError carrying the kernel's errno;
+    ENODEV on an operation naming a link is LinkNotFound.  Use as a context
+    manager or call close().
     """
 
     _seq: int
@@ -493,6 +500,13 @@ class RtNetlink:
     rule_list = _Op("rule")
     rule_add = _Op("rule")
     rule_del = _Op("rule")
+
+    qdisc_add_tbf = _Op("tc")
+    qdisc_add_ingress = _Op("tc")
+    qdisc_del = _Op("tc")
+    qdisc_list = _Op("tc")
+    filter_add_u32_redirect = _Op("tc")
+    filter_list = _Op("tc")
 
 
 def index_of(link_or_index) -> int:

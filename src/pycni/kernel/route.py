@@ -351,9 +351,12 @@ def route_del(
     family: int | None = None,
     scope=None,
     type=None,
+    src: str | None = None,
 ) -> None:
     """Delete the first route matching the given fields (RTM_DELROUTE).
-    A missing route raises NetlinkError ESRCH."""
+    `src` is the preferred source (RTA_PREFSRC), which tells apart IPv4
+    routes to one prefix that differ only in it.  A missing route raises
+    NetlinkError ESRCH."""
     from pycni.kernel.addr import scope_value
 
     fam, raw, plen = _dst(dst, family, gateway)
@@ -361,6 +364,8 @@ def route_del(
     sc = scope_value(scope) if scope is not None else RT_SCOPE_NOWHERE
     rtype = _enum(TYPES, type, "type") if type is not None else RTN_UNSPEC
     parts = _selector(fam, raw, plen, tbl, gateway, oif, priority, 0, sc, rtype, 0)
+    if src:
+        parts.append(nl.nla(RTA_PREFSRC, nl.ip_pack(src)[1]))
     sock.request(nl.RTM_DELROUTE, b"".join(parts), f"delete route {_label(dst, raw, gateway)}")
 
 

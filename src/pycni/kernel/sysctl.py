@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 _BASE = "/proc/sys/"
 
 
@@ -41,6 +43,17 @@ def set(name: str, value) -> str:
         with open(path, "w") as f:
             f.write(new)
     return old
+
+
+def put(name: str, value: str) -> None:
+    """Write `value` unconditionally, in one write(2), as the reference's
+    tuning does: some sysctls act on every write (route/flush) and some
+    cannot be read back at all."""
+    fd = os.open(path_of(name), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
 
 
 def set_in(netns, name: str, value) -> str:

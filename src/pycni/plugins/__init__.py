@@ -8,4 +8,9 @@ PLUGINS = {
     "loopback": "pycni.plugins.main.loopback",
     "bridge": "pycni.plugins.main.bridge",
     "host-local": "pycni.plugins.ipam.host_local",
+    "portmap": "pycni.plugins.meta.portmap",
+    "tuning": "pycni.plugins.meta.tuning",
+    "sbr": "pycni.plugins.meta.sbr",
+    "bandwidth": "pycni.plugins.meta.bandwidth",
+    "firewall": "pycni.plugins.meta.firewall",
 }

@@ -160,40 +160,63 @@ class _ScanContext:
     parse_constant = staticmethod(_reject_constant)
 
 
+class Pairs(list):
+    """A JSON object as `go_loads(..., pairs=True)` returns it: its (key,
+    value) pairs in document order, repeated keys kept (Go's decoders can see
+    them; a dict cannot)."""
+
+    __slots__ = ()
+
+
+class _PairsContext(_ScanContext):
+    object_pairs_hook = Pairs  # type: ignore[assignment]
+
+
 _scanner: make_scanner | None = None
+_pairs_scanner: make_scanner | None = None
 _WHITESPACE = " \t\n\r"
 
 
-def go_loads(data: bytes | str) -> object:
+def go_loads(data: bytes | str, pairs: bool = False) -> object:
     """Parse JSON as strictly as Go: no NaN/Infinity, no BOM; invalid UTF-8 is
     replaced by U+FFFD rather than rejected.
 
     Raises ValueError with the json package's wording ("Expecting value:
     line 1 column 1 (char 0)"), and Go's "exceeded max depth" past 10000
-    levels of nesting.
+    levels of nesting. With `pairs`, every object is a `Pairs` list instead
+    of a dict, so that repeated keys can be found.
     """
-    global _scanner
+    global _scanner, _pairs_scanner
     if _scanner is None:
         from _json import make_scanner
 
         # typeshed wants a make_scanner as the context; any object with its
         # attributes (json.JSONDecoder, _ScanContext) is what the C code reads.
         _scanner = make_scanner(_ScanContext())  # type: ignore[arg-type]
+    scanner = _scanner
+    if pairs:
+        if _pairs_scanner is None:
+            from _json import make_scanner
+
+            _pairs_scanner = make_scanner(_PairsContext())  # type: ignore[arg-type]
+        scanner = _pairs_scanner
     if isinstance(data, (bytes, bytearray)):
         data = bytes(data).decode("utf-8", "replace")
     start = len(data) - len(data.lstrip(_WHITESPACE))
     try:
-        obj, end = _scanner(data, start)
+        obj, end = scanner(data, start)
     except StopIteration as err:
         raise ValueError(_position("Expecting value", data, err.value))
     except RecursionError:
-        obj, end = _scan_deep(data, start)
+        obj, end = _scan_deep(data, start, Pairs if pairs else dict)
     except SystemError:
         # The C scanner builds its error from json.decoder only when that is
         # already imported; on this (rare) path, let the json package say it.
         import json
 
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(
+            data, parse_constant=_reject_constant, object_pairs_hook=Pairs if pairs else None
+        )
     if data[end:].strip(_WHITESPACE):
         raise ValueError(
             _position(
@@ -207,9 +230,10 @@ def go_loads(data: bytes | str) -> object:
 MAX_DEPTH = 10000
 
 
-def _scan_deep(s: str, pos: int) -> tuple[object, int]:
+def _scan_deep(s: str, pos: int, new_object: type = dict) -> tuple[object, int]:
     """Parse the JSON value at `pos` without recursion, for documents nested
     deeper than the C scanner goes (about 1000 levels); up to Go's limit.
+    Objects are `new_object()`: dicts, or `Pairs`.
 
     Scalars (strings, numbers, literals) are still read by the C scanner.
     """
@@ -242,14 +266,14 @@ def _scan_deep(s: str, pos: int) -> tuple[object, int]:
             pos = skip(pos + 1)
             empty = "]" if char == "[" else "}"
             if s[pos : pos + 1] == empty:
-                value: object = [] if char == "[" else {}
+                value: object = [] if char == "[" else new_object()
                 pos += 1
             elif char == "[":
                 stack.append([[], None])
                 continue
             else:
                 key, pos = key_at(pos)
-                stack.append([{}, key])
+                stack.append([new_object(), key])
                 continue
         else:
             try:
@@ -261,18 +285,20 @@ def _scan_deep(s: str, pos: int) -> tuple[object, int]:
                 return value, pos
             frame = stack[-1]
             container = frame[0]
-            if isinstance(container, list):
+            if type(container) is list:
                 container.append(value)
-            else:
+            elif type(container) is dict:
                 container[frame[1]] = value
+            else:
+                container.append((frame[1], value))
             pos = skip(pos)
             char = s[pos : pos + 1]
             if char == ",":
                 pos = skip(pos + 1)
-                if isinstance(container, dict):
+                if type(container) is not list:
                     frame[1], pos = key_at(pos)
                 break
-            if char == ("]" if isinstance(container, list) else "}"):
+            if char == ("]" if type(container) is list else "}"):
                 stack.pop()
                 value = container
                 pos += 1

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pycni.kernel import ipmasq, spoofcheck
+from pycni.netfilter.names import format_chain_name
+from pycni.plugins.main.bridge import spoofcheck
 
 from support.bridge import links, veths_on
 from support.outcomes import ok
@@ -128,8 +129,8 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
     args = CmdArgs.from_env(env, json.dumps(conf).encode())
 
     def broken_ipt(host, name):
-        assert ipmasq.format_chain_name(net.name, "ctr-roll") in iptables_save()
-        assert ipmasq.format_chain_name(net.name, "ctr-roll") in iptables_save(v6=True)
+        assert format_chain_name(net.name, "ctr-roll") in iptables_save()
+        assert format_chain_name(net.name, "ctr-roll") in iptables_save(v6=True)
         raise CNIError(999, "injected failure after everything was set up")
 
     monkeypatch.setattr(bridge, "wait_port_up", broken_ipt)

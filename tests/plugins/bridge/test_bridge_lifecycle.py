@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pycni.kernel import ipmasq
+from pycni.netfilter.names import format_chain_name
+from pycni.plugins.pkg import masquerade as ipmasq
 
 from support.bridge import addrs, links, veths_on
 from support.outcomes import ok
@@ -220,8 +221,8 @@ def test_gc_iptables_chains_of_stale_containers(net, netns_factory):
     conf = net.conf("1.1.0", isGateway=True, ipMasq=True, ipMasqBackend="iptables")
     ok(net.runner(netns_factory(), container_id="ctr-a").add(conf))
     ok(net.runner(netns_factory(), container_id="ctr-b").add(conf))
-    chain_a = ipmasq.format_chain_name(net.name, "ctr-a")
-    chain_b = ipmasq.format_chain_name(net.name, "ctr-b")
+    chain_a = format_chain_name(net.name, "ctr-a")
+    chain_b = format_chain_name(net.name, "ctr-b")
     gc_conf = {**conf, "cni.dev/valid-attachments": [{"containerID": "ctr-a", "ifname": "eth0"}]}
     assert net.run("GC", gc_conf, container_id="", ifname="").ok
     saved = iptables_save()
@@ -268,7 +269,7 @@ def test_check_detects_missing_masquerade_rules(net, netns_factory, backend):
 
 
 def test_check_detects_missing_spoofcheck_rules(net, netns_factory):
-    from pycni.kernel import spoofcheck
+    from pycni.plugins.main.bridge import spoofcheck
 
     ct = netns_factory()
     conf = net.conf(macspoofchk=True)

@@ -4,7 +4,8 @@ tests/kernel)."""
 
 from __future__ import annotations
 
-from pycni.kernel import ipmasq
+from pycni.netfilter.names import format_chain_name
+from pycni.plugins.pkg import masquerade as ipmasq
 
 from support.bridge import links, ping
 from support.outcomes import ok
@@ -81,7 +82,7 @@ def test_iptables_masquerade_rules_and_teardown(net, netns_factory):
     )
     r = net.runner(ct, container_id="ctr-ipt")
     ok(r.add(conf))
-    chain = ipmasq.format_chain_name(net.name, "ctr-ipt")
+    chain = format_chain_name(net.name, "ctr-ipt")
     comment = f'"name: \\"{net.name}\\" id: \\"ctr-ipt\\""'
     v4 = iptables_save().splitlines()
     assert f":{chain} - [0:0]" in v4
@@ -97,14 +98,17 @@ def test_iptables_masquerade_rules_and_teardown(net, netns_factory):
     assert chain not in iptables_save() and chain not in iptables_save(v6=True)
 
 
-def test_default_backend_is_iptables_when_usable(net, netns_factory):
+def test_default_backend_is_nftables_when_the_kernel_has_it(net, netns_factory):
+    """pycni's default differs from the reference's (iptables): no process
+    and no iptables chain, the rule is in the reference's nftables layout."""
     ok(
         net.runner(netns_factory(), container_id="ctr-def").add(
             net.conf(isGateway=True, ipMasq=True)
         )
     )
-    assert ipmasq.format_chain_name(net.name, "ctr-def") in iptables_save()
-    assert ipmasq.default_backend() == "iptables"
+    assert format_chain_name(net.name, "ctr-def") not in iptables_save()
+    assert ipmasq.comment_for_instance(net.name, "eth0", "ctr-def") in nft_ruleset()
+    assert ipmasq.default_backend() == "nftables"
 
 
 # --- macspoofchk ----------------------------------------------------------------------------------

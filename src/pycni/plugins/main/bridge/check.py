@@ -9,9 +9,10 @@ the container's addresses (with a route to each subnet) and routes.
 
 from __future__ import annotations
 
-from pycni.kernel import ipmasq, spoofcheck
 from pycni.kernel.netlink import RtNetlink
+from pycni.plugins.main.bridge import spoofcheck
 from pycni.plugins.main.bridge.conf import NetConf
+from pycni.plugins.pkg import masquerade
 from pycni.plugins.pkg.check import validate_expected_ips, validate_expected_routes
 from pycni.plugins.pkg.ipam import ipam_check
 from pycni.plugins.pkg.netns import open_netlink
@@ -97,7 +98,7 @@ def _check_rules(args: CmdArgs, conf: NetConf, result) -> None:
             raise _fail(f"mac spoof check chains {spoofcheck.iface_chain(ref)} are missing")
     if conf.is_layer3 and conf.ip_masq:
         addrs = [ipc.address for ipc in result.ips]
-        if not ipmasq.present(addrs, conf.name, args.ifname, args.container_id):
+        if not masquerade.present(addrs, conf.name, args.ifname, args.container_id):
             raise _fail(
                 f"IP masquerade rules for {args.container_id}/{args.ifname} "
                 f"of network {conf.name} are missing"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pycni.faultpoint import step
-from pycni.kernel import ipmasq, spoofcheck
 from pycni.kernel.netlink import RtNetlink
-from pycni.plugins.main.bridge import check
+from pycni.plugins.main.bridge import spoofcheck
 from pycni.plugins.main.bridge.conf import NetConf, load
 from pycni.plugins.main.bridge.links import (
     attach_port,
@@ -17,6 +16,7 @@ from pycni.plugins.main.bridge.links import (
     ensure_vlan_interface,
     wait_port_up,
 )
+from pycni.plugins.pkg import masquerade
 from pycni.plugins.pkg.errors import Failures, annotate, kernel_error, warn
 from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_gc, ipam_status
 from pycni.plugins.pkg.netns import NetnsGone, open_netlink
@@ -121,15 +121,15 @@ def _add_layer3(
         addrs = [ipc.address for ipc in result.ips]
         undo.push(
             "remove masquerade rules",
-            ipmasq.teardown,
+            masquerade.teardown,
             addrs,
             conf.name,
             args.ifname,
             args.container_id,
         )
         try:
-            ipmasq.setup(addrs, conf.name, args.ifname, args.container_id, conf.ip_masq_backend)
-        except ipmasq.IPMasqError as err:
+            masquerade.setup(addrs, conf.name, args.ifname, args.container_id, conf.ip_masq_backend)
+        except masquerade.MasqError as err:
             raise CNIError(errors.ERR_INTERNAL, f"failed to set up IP masquerade: {err}")
 
 
@@ -184,14 +184,14 @@ def cmd_del(args: CmdArgs) -> None:
     if conf.mac_spoof_chk:
         try:
             spoofcheck.teardown(spoofcheck.ref_id(args.container_id, args.ifname))
-        except OSError as err:
+        except CNIError as err:
             warn(str(err))
     if conf.is_layer3 and conf.ip_masq:
         if addrs is None:
             addrs = _prev_addrs(args)
         try:
-            ipmasq.teardown(addrs, conf.name, args.ifname, args.container_id)
-        except ipmasq.IPMasqError as err:
+            masquerade.teardown(addrs, conf.name, args.ifname, args.container_id)
+        except masquerade.MasqError as err:
             failures.add(
                 CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
             )
@@ -234,6 +234,8 @@ def _prev_addrs(args: CmdArgs) -> list[str]:
 
 
 def cmd_check(args: CmdArgs) -> None:
+    from pycni.plugins.main.bridge import check  # only CHECK pays for it
+
     check.check(args, load(args.conf, args.args))
 
 
@@ -247,8 +249,8 @@ def cmd_gc(args: CmdArgs) -> None:
     attachments = args.valid_attachments
     if conf.ip_masq and attachments is not None:
         try:
-            ipmasq.gc(conf.name, attachments)
-        except (ipmasq.IPMasqError, OSError) as err:
+            masquerade.gc(conf.name, attachments)
+        except masquerade.MasqError as err:
             failures.add(
                 CNIError(
                     errors.ERR_INTERNAL, f"failed to garbage-collect IP masquerade rules: {err}"

@@ -1,0 +1,9 @@
+"""Netfilter: the rule sets the plugins program, and the two ways to program them.
+
+`nftables` is our own nf_tables client on a NETLINK_NETFILTER socket (batched,
+all-or-nothing transactions, listing, deletion by handle) and `nfexpr` the
+expressions its rules are made of; `iptables` is the iptables-restore backend
+kept for hosts and configs that need it; `names` holds the reference's hashed
+chain names and comments; `detect` answers "which backends are in use here"
+without starting a process.
+"""

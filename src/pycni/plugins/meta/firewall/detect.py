@@ -1,0 +1,44 @@
+"""What an empty `backend` means on this host, decided without starting a process.
+
+The reference: firewalld if it owns its name on the system bus, else
+iptables. pycni: firewalld likewise, else iptables when the host's iptables
+filter table is in use (legacy: "filter" listed in
+/proc/net/ip_tables_names or ip6_tables_names; iptables-nft: an nf_tables
+table `ip filter` or `ip6 filter` exists), else nftables, which is also the
+answer when there is no `iptables` binary at all. So a host whose FORWARD
+policy lives in iptables gets the reference's rules there, and an
+nftables-only host gets no iptables tables created behind its back.
+"""
+
+from __future__ import annotations
+
+from pycni.netfilter import iptables
+from pycni.plugins.meta.firewall import firewalld
+
+_LEGACY_NAMES = ("ip_tables_names", "ip6_tables_names")
+
+
+def default_backend() -> str:
+    if firewalld.running():
+        return "firewalld"
+    if iptables.binary(4) is None:
+        return "nftables"
+    return "iptables" if filter_table_in_use() else "nftables"
+
+
+def filter_table_in_use() -> bool:
+    """An iptables filter table exists in this network namespace (either family)."""
+    for names in _LEGACY_NAMES:
+        try:
+            with open(f"/proc/thread-self/net/{names}") as f:
+                if "filter" in f.read().split():
+                    return True
+        except OSError:
+            pass  # module not loaded: no legacy table
+    from pycni.netfilter.nftables import Nft
+
+    try:
+        with Nft() as c:
+            return c.table_exists("ip", "filter") or c.table_exists("ip6", "filter")
+    except OSError:
+        return False
