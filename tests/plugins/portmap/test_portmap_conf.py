@@ -240,6 +240,25 @@ def test_protocol_is_case_insensitive(host_ns, ct):
     assert "tcp dport 8080" in nft_table("ip")
 
 
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_unspecified_host_ip_of_the_other_family_is_skipped_not_refused(backend, host_ns, ct):
+    """Runtimes send hostIP "0.0.0.0" for any container; on an IPv6-only one
+    the reference skips that mapping, and so do we (no error, no rule)."""
+    conf = make_conf(
+        [mapping(8080, 80, host_ip="0.0.0.0"), mapping(8081, 81)],
+        prev_result((V6,)),
+        backend=backend,
+    )
+    ok(run("ADD", conf, ct))
+    if backend == "nftables":
+        listing = nft_table("ip6")
+        assert "dport 8081" in listing and "dport 8080" not in listing
+    else:  # the multiport entry rule lists every host port, as Go 1.1.1's does
+        listing = "\n".join(nat_table(v6=True))
+        assert "--dport 8081 " in listing and "--dport 8080 " not in listing
+    ok(run("DEL", conf, ct))
+
+
 # --- the nftables condition compiler -------------------------------------------------------
 
 TEXT = st.text(alphabet=st.sampled_from(list('ipsadr6!= ":.0123456789/feth*\\;{}-')), max_size=30)
