@@ -46,6 +46,52 @@ class IptablesError(Exception):
     """An iptables tool failed; the message names the tool, the step and its stderr."""
 
 
+#: serialises our read-modify-write of a table across processes: a restore
+#: planned from a stale read could otherwise drop or duplicate another's rules
+LOCK_PATH = "/run/cni/pycni-iptables.lock"
+
+
+class Lock:
+    """An exclusive flock on LOCK_PATH for one read-change-restore (none if
+    it cannot be opened: a read-only /run must not stop the plugin)."""
+
+    __slots__ = ("_fd",)
+
+    def __enter__(self) -> Lock:
+        import fcntl
+
+        try:
+            os.makedirs(os.path.dirname(LOCK_PATH), mode=0o755, exist_ok=True)
+            self._fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self._fd = -1
+            return self
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # drops the flock
+
+
+def change(family: int, name: str, op: str, edit, attempts: int = 2):
+    """Read table `name`, let `edit(table)` queue its changes, write them in
+    one iptables-restore, under the Lock; read and edit again if the restore
+    fails (a tool outside pycni changed the table meanwhile). Returns what
+    `edit` returned."""
+    for attempt in range(attempts):
+        with Lock():
+            table = Table.read(family, name)
+            out = edit(table)
+            try:
+                table.commit(op)
+                return out
+            except IptablesError:
+                if attempt == attempts - 1:
+                    raise
+    raise AssertionError("unreachable")
+
+
 def run(argv: list[str], stdin: bytes | None, op: str) -> bytes:
     """Run one iptables tool (C locale, 60 s limit); IptablesError on failure."""
     import subprocess

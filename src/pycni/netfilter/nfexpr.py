@@ -210,7 +210,9 @@ def verdict(kind: str, chain: str | None = None) -> list[bytes]:
         if not chain:
             raise ValueError(f"{kind} needs a chain")
         attrs += nla_str(_VERDICT_CHAIN, chain)
-    data = nla(2 | NLA_F_NESTED, nla(_DATA_VERDICT | NLA_F_NESTED, attrs))
+    # no NLA_F_NESTED inside: the kernel dumps these nests without it, and
+    # `nftables.same_exprs` compares what we would write with what it dumps
+    data = nla(2 | NLA_F_NESTED, nla(_DATA_VERDICT, attrs))
     return [expr("immediate", _u32(1, REG_VERDICT), data)]
 
 

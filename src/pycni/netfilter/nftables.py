@@ -230,6 +230,28 @@ class Batch:
     def __init__(self, client: Nft) -> None:
         self._client = client
         self._msgs: list[tuple[int, int, int, bytes, str]] = []
+        self._known: dict[tuple[str, str, str], Chain] = {}
+
+    def known_chains(self, family: str, table: str) -> None:
+        """Leave out `add_chain` of chains that exist now as asked for (same
+        kind, hook, type and priority): re-adding an existing chain is an
+        update, whose clean-up makes the next close of any netfilter socket
+        wait for an RCU grace period (10-40 ms). If one is deleted meanwhile,
+        the commit fails with ENOENT (see `Nft.commit_retry`)."""
+        for ch in self._client.chains(family, table):
+            self._known[(family, table, ch.name)] = ch
+
+    def _exists_as(self, family: str, table: str, chain: str, hook, type, priority) -> bool:
+        ch = self._known.get((family, table, chain))
+        if ch is None:
+            return False
+        if hook is None:
+            return ch.hook is None
+        return (
+            ch.hook == HOOKS[hook]
+            and ch.type == (type or "filter")
+            and ch.priority == (priority or 0)
+        )
 
     def __len__(self) -> int:
         return len(self._msgs)
@@ -263,6 +285,8 @@ class Batch:
     ) -> None:
         """`nft add chain` (`create chain` if `exclusive`: fail when it exists);
         a base chain when `hook` is given (type defaults to filter)."""
+        if not exclusive and self._exists_as(family, table, chain, hook, type, priority):
+            return
         attrs = _name_attr(NFTA_CHAIN_TABLE, "table", table)
         attrs += _name_attr(NFTA_CHAIN_NAME, "chain", chain)
         if hook is not None:
@@ -502,6 +526,23 @@ class Nft:
             out.append((family, name))
         return out
 
+    def chain_names(self, family: str, table: str) -> set[str]:
+        return {ch.name for ch in self.chains(family, table)}
+
+    def commit_retry(self, build) -> None:
+        """Commit `build(batch)` with known chains left out (`known_chains`);
+        if a chain vanished meanwhile (ENOENT), once more without that."""
+        b = self.batch()
+        try:
+            build(b, True)
+            b.commit()
+        except NftError as err:
+            if err.errno != _errno.ENOENT:
+                raise
+            b = self.batch()
+            build(b, False)
+            b.commit()
+
     def chains(self, family: str, table: str) -> list[Chain]:
         out = []
         for body in self._dump(NFT_MSG_GETCHAIN, family, b"", f"list chains {family}"):
@@ -559,6 +600,26 @@ def _parse_exprs(nest) -> list[tuple[str, dict[int, bytes]]]:
                 data = {dt & 0x3FFF: bytes(dv) for dt, dv in iter_attrs(av)}
         out.append((name, data))
     return out
+
+
+def same_exprs(dumped: list, wanted: list[bytes]) -> bool:
+    """Whether a listed rule's expressions are the ones `wanted` encodes:
+    same expressions in order, each attribute we set equal in the dump (the
+    kernel dumps some defaults we leave out, e.g. a bitwise's op)."""
+    mine = _parse_exprs(b"".join(wanted))
+    if len(mine) != len(dumped):
+        return False
+    for (name, attrs), (dname, dattrs) in zip(mine, dumped):
+        if name != dname or any(dattrs.get(k) != v for k, v in attrs.items()):
+            return False
+    return True
+
+
+def chain_is(rules: list[Rule], wanted: list[list[bytes]]) -> bool:
+    """Whether a chain's listed rules are exactly `wanted`, in order (so a
+    rewrite can be skipped: deleting rules costs every later close of a
+    netfilter socket an RCU grace period, 10-40 ms)."""
+    return len(rules) == len(wanted) and all(same_exprs(r.exprs, w) for r, w in zip(rules, wanted))
 
 
 def _ext_ack(body, flags: int) -> str:

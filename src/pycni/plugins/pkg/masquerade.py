@@ -23,7 +23,7 @@ from __future__ import annotations
 from pycni.faultpoint import step
 from pycni.netfilter import nfexpr as x
 from pycni.netfilter import nftables as nft
-from pycni.netfilter.iptables import IptablesError, Table, binary, canon_net
+from pycni.netfilter.iptables import IptablesError, Table, binary, canon_net, change
 from pycni.netfilter.names import (
     format_chain_name,
     format_comment,
@@ -98,17 +98,28 @@ def setup(
     return backend
 
 
-def teardown(ipns: list[str], network: str, ifname: str, container_id: str) -> None:
+def teardown(
+    ipns: list[str],
+    network: str,
+    ifname: str,
+    container_id: str,
+    client: nft.Nft | None = None,
+) -> None:
     """TeardownIPMasqForNetworks: the rules of both backends, found without
     a process when there are none. With no addresses (the interface or its
-    netns is gone), the iptables chain is still found by name and comment."""
+    netns is gone), the iptables chain is still found by name and comment.
+    `client` is a netfilter socket of the caller's, left open."""
     nets = [IPNet.parse(c) for c in ipns]
     errs = []
     try:
-        with nft.Nft() as c:
+        c = client or nft.Nft()
+        try:
             _nft_teardown(c, network, ifname, container_id)
             chain = format_chain_name(network, container_id)
             families = [f for f in (4, 6) if _ipt_chain_in_use(c, f, chain)]
+        finally:
+            if client is None:
+                c.close()
     except OSError as err:
         errs.append(str(err))
         families = [f for f in (4, 6) if binary(f)] if nft_unavailable(err) else []
@@ -178,17 +189,26 @@ def _find_rules(c: nft.Nft, prefix: str) -> list[nft.Rule]:
     return [r for r in c.rules(FAMILY, TABLE, CHAIN) if r.comment.startswith(prefix)]
 
 
-def add_base(b: nft.Batch) -> None:
-    """The table, both chains, and postrouting's three rules (rewritten each time)."""
+def _postrouting_rules() -> list[list[bytes]]:
+    out = [[*x.addr(FAMILY, "daddr", mc), *x.verdict("return")] for mc in _MULTICAST.values()]
+    return [*out, x.verdict("goto", CHAIN)]
+
+
+def add_base(c: nft.Nft, b: nft.Batch, fast: bool = True) -> None:
+    """The table, both chains, and postrouting's three rules, rewritten only
+    when they differ (the reference flushes them on every ADD; deleting
+    rules makes closing the socket wait for an RCU grace period)."""
+    if fast:
+        b.known_chains(FAMILY, TABLE)
     b.add_table(FAMILY, TABLE, comment=TABLE_COMMENT)
     b.add_chain(FAMILY, TABLE, CHAIN, comment=CHAIN_COMMENT)
     b.add_chain(FAMILY, TABLE, "postrouting", type="nat", hook="postrouting", priority=100)
+    wanted = _postrouting_rules()
+    if fast and nft.chain_is(c.rules(FAMILY, TABLE, "postrouting"), wanted):
+        return
     b.flush_chain(FAMILY, TABLE, "postrouting")
-    for mc in _MULTICAST.values():
-        b.add_rule(
-            FAMILY, TABLE, "postrouting", [*x.addr(FAMILY, "daddr", mc), *x.verdict("return")]
-        )
-    b.add_rule(FAMILY, TABLE, "postrouting", x.verdict("goto", CHAIN))
+    for rule in wanted:
+        b.add_rule(FAMILY, TABLE, "postrouting", rule)
 
 
 def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) -> None:
@@ -196,18 +216,20 @@ def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) 
     try:
         with nft.Nft() as c:
             stale = _find_rules(c, hash_for_instance(network, ifname, container_id))
-            b = c.batch()
-            add_base(b)
-            b.delete_rules(stale)
-            for n in nets:
-                net = f"{format_ip(n.family, n.network)}/{n.prefixlen}"
-                match = [
-                    *x.addr(FAMILY, "saddr", n.ip_str),
-                    *x.addr(FAMILY, "daddr", net, neq=True),
-                ]
-                b.add_rule(FAMILY, TABLE, CHAIN, [*match, *x.masquerade()], comment=comment)
-            step("ipmasq.nft")
-            b.commit()
+
+            def build(b: nft.Batch, fast: bool) -> None:
+                add_base(c, b, fast)
+                b.delete_rules(stale)
+                for n in nets:
+                    net = f"{format_ip(n.family, n.network)}/{n.prefixlen}"
+                    match = [
+                        *x.addr(FAMILY, "saddr", n.ip_str),
+                        *x.addr(FAMILY, "daddr", net, neq=True),
+                    ]
+                    b.add_rule(FAMILY, TABLE, CHAIN, [*match, *x.masquerade()], comment=comment)
+                step("ipmasq.nft")
+
+            c.commit_retry(build)
     except OSError as err:
         raise MasqError(str(err))
 
@@ -264,15 +286,17 @@ def _cm(comment: str) -> list[str]:
 def _ipt_setup(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
     chain = format_chain_name(network, container_id)
     cm = _cm(format_comment(network, container_id))
-    table = Table.read(family, "nat")
-    table.ensure_chain(chain)
-    for n in nets:
-        table.append_unique(chain, ["-d", str(n), "-j", "ACCEPT", *cm])
-        table.append_unique(chain, ["!", "-d", _MULTICAST[n.family], "-j", "MASQUERADE", *cm])
-        table.append_unique("POSTROUTING", ["-s", n.ip_str, "-j", chain, *cm])
-    step("ipmasq.iptables-restore")
+
+    def edit(table: Table) -> None:
+        table.ensure_chain(chain)
+        for n in nets:
+            table.append_unique(chain, ["-d", str(n), "-j", "ACCEPT", *cm])
+            table.append_unique(chain, ["!", "-d", _MULTICAST[n.family], "-j", "MASQUERADE", *cm])
+            table.append_unique("POSTROUTING", ["-s", n.ip_str, "-j", chain, *cm])
+        step("ipmasq.iptables-restore")
+
     try:
-        table.commit("add masquerade rules")
+        change(family, "nat", "add masquerade rules", edit)
     except IptablesError as err:
         raise MasqError(str(err))
 
@@ -298,15 +322,22 @@ def teardown_lines(table: Table, nets: list[IPNet], chain: str, comment: str) ->
 
 
 def _ipt_teardown(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
-    table = Table.read(family, "nat")
     chain = format_chain_name(network, container_id)
-    teardown_lines(table, nets, chain, format_comment(network, container_id))
-    step("ipmasq.iptables-restore")
-    table.commit("delete masquerade rules")
+
+    def edit(table: Table) -> None:
+        teardown_lines(table, nets, chain, format_comment(network, container_id))
+        step("ipmasq.iptables-restore")
+
+    change(family, "nat", "delete masquerade rules", edit)
 
 
 def _ipt_gc(family: int, network: str, valid_ids: set[str]) -> None:
-    table = Table.read(family, "nat")
+    change(
+        family, "nat", "garbage-collect masquerade rules", lambda t: _gc_edit(t, network, valid_ids)
+    )
+
+
+def _gc_edit(table: Table, network: str, valid_ids: set[str]) -> None:
     prefix = f"name: {go_quote(network)} id: "
     stale: set[str] = set()
     for r in table.rules_of("POSTROUTING"):
@@ -320,4 +351,3 @@ def _ipt_gc(family: int, network: str, valid_ids: set[str]) -> None:
             stale.add(cid)
     for cid in sorted(stale):
         teardown_lines(table, [], format_chain_name(network, cid), format_comment(network, cid))
-    table.commit("garbage-collect masquerade rules")

@@ -65,10 +65,14 @@ def setup(iface: str, mac: str, ref: str) -> None:
     """Allow only `mac` as source address of frames from `iface` (host veth)."""
     try:
         with nft.Nft() as c:
-            b = c.batch()
-            setup_batch(b, iface, mac, ref)
-            step("spoofcheck.nft")
-            b.commit()
+
+            def build(b: nft.Batch, fast: bool) -> None:
+                if fast:
+                    b.known_chains(FAMILY, TABLE)
+                setup_batch(b, iface, mac, ref)
+                step("spoofcheck.nft")
+
+            c.commit_retry(build)
     except nft.NftError as err:
         import errno
 
@@ -82,10 +86,12 @@ def setup(iface: str, mac: str, ref: str) -> None:
         raise _error(f"failed to setup spoof-check: {err}")
 
 
-def teardown(ref: str) -> None:
-    """Remove what setup() installed for `ref`; a no-op when none is there."""
+def teardown(ref: str, client: nft.Nft | None = None) -> None:
+    """Remove what setup() installed for `ref`; a no-op when none is there.
+    `client` is a socket of the caller's, left open."""
     try:
-        with nft.Nft() as c:
+        c = client or nft.Nft()
+        try:
             jumps = [r for r in c.rules(FAMILY, TABLE, BASE_CHAIN) if r.comment == comment(ref)]
             b = c.batch()
             b.delete_rules(jumps)
@@ -96,6 +102,9 @@ def teardown(ref: str) -> None:
             if len(b):
                 step("spoofcheck.nft")
             b.commit()
+        finally:
+            if client is None:
+                c.close()
     except OSError as err:
         raise _error(f"failed to teardown spoof-check: {err}")
 

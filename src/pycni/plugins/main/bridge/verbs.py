@@ -172,49 +172,68 @@ def _add_gateways(
 
 
 def cmd_del(args: CmdArgs) -> None:
-    """Delete the container veth (collecting its addresses), release IPAM,
-    remove spoof-check and masquerade rules. Succeeds when the netns, the
-    interface or the prevResult is missing; repeatable. Every failure is
-    reported, and no step is skipped because an earlier one failed."""
+    """Remove spoof-check and masquerade rules, delete the container veth,
+    release IPAM. Succeeds when the netns, the interface or the prevResult
+    is missing; repeatable. Every failure is reported, and no step is
+    skipped because an earlier one failed.
+
+    The rules go first, on one netfilter socket closed last: deleting rules
+    makes the close wait for an RCU grace period, which then passes while
+    the veth is deleted instead of after it."""
     conf = load(args.conf, args.args)
     failures = Failures()
-    addrs = _delete_container_veth(args, failures)
-    if conf.is_layer3:
-        failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
-    if conf.mac_spoof_chk:
-        try:
-            spoofcheck.teardown(spoofcheck.ref_id(args.container_id, args.ifname))
-        except CNIError as err:
-            warn(str(err))
-    if conf.is_layer3 and conf.ip_masq:
-        if addrs is None:
-            addrs = _prev_addrs(args)
-        try:
-            masquerade.teardown(addrs, conf.name, args.ifname, args.container_id)
-        except masquerade.MasqError as err:
-            failures.add(
-                CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
-            )
+    masq = conf.is_layer3 and conf.ip_masq
+    client = _netfilter() if conf.mac_spoof_chk or masq else None
+    try:
+        if conf.mac_spoof_chk:
+            try:
+                spoofcheck.teardown(spoofcheck.ref_id(args.container_id, args.ifname), client)
+            except CNIError as err:
+                warn(str(err))
+        if masq:
+            # without addresses the iptables chain is found by name and comment
+            try:
+                addrs = _prev_addrs(args)
+                masquerade.teardown(addrs, conf.name, args.ifname, args.container_id, client)
+            except masquerade.MasqError as err:
+                failures.add(
+                    CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
+                )
+        _delete_container_veth(args, failures)
+        if conf.is_layer3:
+            failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
+    finally:
+        if client is not None:
+            client.close()
     failures.raise_if_any()
 
 
-def _delete_container_veth(args: CmdArgs, failures: Failures) -> list[str] | None:
-    """The container veth's global addresses after deleting it; None if gone."""
-    if not args.netns:
+def _netfilter():
+    """One nf_tables socket for every rule set DEL removes (None without nf_tables)."""
+    from pycni.netfilter.nftables import Nft
+
+    try:
+        return Nft()
+    except OSError:
         return None
+
+
+def _delete_container_veth(args: CmdArgs, failures: Failures) -> None:
+    """Delete the container veth, if its netns and it are still there."""
+    if not args.netns:
+        return
     try:
         ctr_nl = open_netlink(args.netns)
     except NetnsGone:
-        return None
+        return
     except CNIError as err:
         failures.add(err)
-        return None
+        return
     step("bridge.del.delete-veth")
     try:
-        return del_link_by_name_addr(ctr_nl, args.ifname)
+        del_link_by_name_addr(ctr_nl, args.ifname)
     except OSError as err:
         failures.add(kernel_error(f"failed to delete {args.ifname!r} in netns {args.netns}", err))
-        return None
     finally:
         ctr_nl.close()
 

@@ -107,11 +107,12 @@ def _apply(family: int, plan: Callable[[Table], T], op: str, fault: str) -> T:
     them in one iptables-restore; read and plan again if the restore fails."""
     for attempt in range(ATTEMPTS):
         try:
-            table = Table.read(family, FILTER)
-            out = plan(table)
-            step(fault)
-            table.commit(op)
-            return out
+            with iptables.Lock():  # no other pycni plugin read-modify-writes meanwhile
+                table = Table.read(family, FILTER)
+                out = plan(table)
+                step(fault)
+                table.commit(op)
+                return out
         except IptablesError as err:
             if attempt == ATTEMPTS - 1:
                 raise _tool_error(op, err) from err

@@ -178,6 +178,10 @@ def add(conf: NetConf, result: Result, bridge: str, comment: str) -> None:
 def _add(c: nft.Nft, conf: NetConf, result: Result, bridge: str, comment: str) -> None:
     forward = c.rules(FAMILY, TABLE, FORWARD)
     b = c.batch()
+    # re-adding existing chains would make this process's exit wait for an
+    # RCU grace period; a chain deleted meanwhile fails the commit (ENOENT),
+    # and the caller's retry lists again
+    b.known_chains(FAMILY, TABLE)
     b.add_table(FAMILY, TABLE, comment=TABLE_COMMENT)
     b.add_chain(FAMILY, TABLE, FORWARD, type="filter", hook="forward", priority=0)
     b.add_chain(FAMILY, TABLE, ADMIN)

@@ -5,20 +5,15 @@ PREROUTING and OUTPUT for local destinations), with snat the mark chains
 CNI-HOSTPORT-SETMARK and CNI-HOSTPORT-MASQ (jumped to first thing in
 POSTROUTING), and per container CNI-DN-<hash(net+id)> with its entry rules
 in CNI-HOSTPORT-DNAT (per protocol, per 15 ports). Each operation is one
-iptables-save and at most one iptables-restore per family, under an flock
-(`LOCK_PATH`) held across both: iptables-restore --noflush flushes a
-declared chain that exists, or fails when it appeared since the save, so
-two plugin processes must not interleave their read-modify-writes (the
-first ADDs on a fresh host, in parallel, would otherwise fail or empty
-CNI-HOSTPORT-DNAT). A write that fails anyway (another tool changed the
-table) is redone once from a fresh read.
+iptables-save and at most one iptables-restore per family, under the
+iptables layer's lock (`netfilter.iptables.change`): two plugin processes
+must not interleave their read-modify-writes (the first ADDs on a fresh
+host, in parallel, would otherwise fail or empty CNI-HOSTPORT-DNAT).
 """
 
 from __future__ import annotations
 
-import os
-
-from pycni.netfilter.iptables import IptablesError, Table
+from pycni.netfilter.iptables import Table, change
 from pycni.netfilter.names import format_chain_name
 from pycni.plugins.meta.portmap.conf import PortMapConf
 
@@ -32,45 +27,8 @@ MARK_MASQ = "CNI-HOSTPORT-MASQ"
 OLD_TOP_SNAT = "CNI-HOSTPORT-SNAT"
 
 
-LOCK_PATH = "/run/cni/pycni-iptables.lock"
-_ATTEMPTS = 2
-
-
-class _Lock:
-    """An exclusive flock on LOCK_PATH (none if it cannot be opened: a
-    read-only /run must not stop the plugin)."""
-
-    __slots__ = ("_fd",)
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        try:
-            os.makedirs(os.path.dirname(LOCK_PATH), mode=0o755, exist_ok=True)
-            self._fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
-            self._fd = -1
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # drops the flock
-
-
 def _change(family: int, op: str, edit: Callable[[Table], None]) -> None:
-    """Read table nat, let `edit` queue its changes, write them; locked, and
-    redone from a fresh read if the write fails."""
-    for attempt in range(_ATTEMPTS):
-        with _Lock():
-            t = Table.read(family, "nat")
-            edit(t)
-            try:
-                t.commit(op)
-                return
-            except IptablesError:
-                if attempt == _ATTEMPTS - 1:
-                    raise
+    change(family, "nat", op, edit)
 
 
 def dnat_chain(network: str, cid: str) -> str:

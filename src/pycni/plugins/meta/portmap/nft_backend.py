@@ -113,39 +113,55 @@ def forward(c: nft.Nft, conf: PortMapConf, family: int, container_ip: str, cid: 
     ip = container_ip.partition("/")[0]
     key = "conditionsV4" if family == 4 else "conditionsV6"
     conds = compile_conditions(conf.conditions[family], family, key)
-    b = c.batch()
-    b.add_table(fam, TABLE, comment=TABLE_COMMENT)
-    b.add_chain(fam, TABLE, HOSTPORTS)
-    b.add_chain(fam, TABLE, HOSTIP_HOSTPORTS)
-    b.add_chain(fam, TABLE, HOSTPORTS_ALL)
-    b.flush_chain(fam, TABLE, HOSTPORTS_ALL)
-    b.add_rule(fam, TABLE, HOSTPORTS_ALL, x.verdict("jump", HOSTIP_HOSTPORTS))
-    b.add_rule(fam, TABLE, HOSTPORTS_ALL, x.verdict("jump", HOSTPORTS))
-    for hook in ("prerouting", "output"):
-        b.add_chain(fam, TABLE, hook, type="nat", hook=hook, priority=_DNAT_PRIORITY)
-        b.flush_chain(fam, TABLE, hook)
-        b.add_rule(
-            fam, TABLE, hook, [*conds, *x.fib_daddr_local(), *x.verdict("jump", HOSTPORTS_ALL)]
-        )
-    if conf.snat:
-        b.add_chain(
-            fam, TABLE, MASQUERADING, type="nat", hook="postrouting", priority=_SNAT_PRIORITY
-        )
-    for m in conf.mappings:
-        hfam = m.host_family()
-        if hfam and hfam != family:
-            continue
-        match = [] if m.host_ip_unspecified() else x.addr(fam, "daddr", m.host_ip)
-        rule = [*match, *x.l4_dport(m.protocol, m.host_port), *x.dnat(ip, m.container_port)]
-        b.add_rule(fam, TABLE, HOSTPORTS, rule, comment=cid)
-    if conf.snat:
-        src = ("0.0.0.0/0" if family == 4 else "::/0") if conf.masq_all else ip
-        hairpin = [*x.addr(fam, "saddr", src), *x.addr(fam, "daddr", ip), *x.masquerade()]
-        b.add_rule(fam, TABLE, MASQUERADING, hairpin, comment=cid)
-        if family == 4 and not conf.masq_all:
-            local = [*x.addr(fam, "saddr", "127.0.0.1"), *x.addr(fam, "daddr", ip)]
-            b.add_rule(fam, TABLE, MASQUERADING, [*local, *x.masquerade()], comment=cid)
-    b.commit()
+    shared = {
+        HOSTPORTS_ALL: [x.verdict("jump", HOSTIP_HOSTPORTS), x.verdict("jump", HOSTPORTS)],
+        "prerouting": [[*conds, *x.fib_daddr_local(), *x.verdict("jump", HOSTPORTS_ALL)]],
+        "output": [[*conds, *x.fib_daddr_local(), *x.verdict("jump", HOSTPORTS_ALL)]],
+    }
+    # The reference flushes and refills the shared chains on every ADD; we
+    # rewrite only a chain whose rules differ (deleting rules costs every
+    # later close of a netfilter socket an RCU grace period).
+    current = {name: c.rules(fam, TABLE, name) for name in shared}
+
+    def build(b: nft.Batch, fast: bool) -> None:
+        if fast:
+            b.known_chains(fam, TABLE)
+        b.add_table(fam, TABLE, comment=TABLE_COMMENT)
+        b.add_chain(fam, TABLE, HOSTPORTS)
+        b.add_chain(fam, TABLE, HOSTIP_HOSTPORTS)
+        b.add_chain(fam, TABLE, HOSTPORTS_ALL)
+        _rewrite(b, fam, HOSTPORTS_ALL, shared, current, fast)
+        for hook in ("prerouting", "output"):
+            b.add_chain(fam, TABLE, hook, type="nat", hook=hook, priority=_DNAT_PRIORITY)
+            _rewrite(b, fam, hook, shared, current, fast)
+        if conf.snat:
+            b.add_chain(
+                fam, TABLE, MASQUERADING, type="nat", hook="postrouting", priority=_SNAT_PRIORITY
+            )
+        for m in conf.mappings:
+            hfam = m.host_family()
+            if hfam and hfam != family:
+                continue
+            match = [] if m.host_ip_unspecified() else x.addr(fam, "daddr", m.host_ip)
+            rule = [*match, *x.l4_dport(m.protocol, m.host_port), *x.dnat(ip, m.container_port)]
+            b.add_rule(fam, TABLE, HOSTPORTS, rule, comment=cid)
+        if conf.snat:
+            src = ("0.0.0.0/0" if family == 4 else "::/0") if conf.masq_all else ip
+            hairpin = [*x.addr(fam, "saddr", src), *x.addr(fam, "daddr", ip), *x.masquerade()]
+            b.add_rule(fam, TABLE, MASQUERADING, hairpin, comment=cid)
+            if family == 4 and not conf.masq_all:
+                local = [*x.addr(fam, "saddr", "127.0.0.1"), *x.addr(fam, "daddr", ip)]
+                b.add_rule(fam, TABLE, MASQUERADING, [*local, *x.masquerade()], comment=cid)
+
+    c.commit_retry(build)
+
+
+def _rewrite(b: nft.Batch, fam: str, chain: str, shared: dict, current: dict, fast: bool) -> None:
+    if fast and nft.chain_is(current[chain], shared[chain]):
+        return
+    b.flush_chain(fam, TABLE, chain)
+    for rule in shared[chain]:
+        b.add_rule(fam, TABLE, chain, rule)
 
 
 def expected_counts(conf: PortMapConf, family: int) -> tuple[int, int]:
