@@ -27,6 +27,7 @@ from pycni.kernel.netlink import (
     NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
     NLM_F_EXCL,
     NLM_F_REQUEST,
     NLMSG_DONE,
@@ -38,6 +39,7 @@ from pycni.kernel.netlink import (
 )
 
 NETLINK_NETFILTER = 12
+MAX_DUMP_ATTEMPTS = 5
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN = 16
 NFNL_MSG_BATCH_END = 17
@@ -460,26 +462,38 @@ class Nft:
         return out
 
     def _dump(self, msg: int, family: str, payload: bytes, op: str) -> list[memoryview]:
-        """A dump request; [] when the table/chain filtered on does not exist."""
+        """A dump request; [] when the table/chain filtered on does not
+        exist. Retried while the kernel flags it interrupted (a commit ran
+        meanwhile): an interrupted dump can miss or repeat objects."""
+        for _ in range(MAX_DUMP_ATTEMPTS):
+            out, interrupted = self._dump_once(msg, family, payload, op)
+            if not interrupted:
+                return out
+        raise NftError(_errno.EINTR, op, f"dump interrupted {MAX_DUMP_ATTEMPTS} times")
+
+    def _dump_once(self, msg: int, family: str, payload: bytes, op: str):
         sock = self._sock_or_fail()
         fam = _family(family) if family else 0
         frame = self._frame((NFNL_SUBSYS_NFTABLES << 8) | msg, NLM_F_DUMP | NLM_F_ACK, fam, payload)
         seq = self._seq
         sock.send(frame)
         out: list[memoryview] = []
+        interrupted = False
         while True:
             for mtype, mflags, mseq, body in self._recv(block=True):
                 if mseq != seq:
                     continue
+                if mflags & NLM_F_DUMP_INTR:
+                    interrupted = True
                 if mtype == NLMSG_DONE:
-                    return out
+                    return out, interrupted
                 if mtype == NLMSG_ERROR:
                     err = -_I32.unpack_from(body)[0]
                     if err == _errno.ENOENT:
-                        return []
+                        return [], False
                     if err:
                         raise NftError(err, op, _ext_ack(body, mflags))
-                    return out
+                    return out, interrupted
                 out.append(body[4:])  # skip nfgenmsg
 
     def _get(self, msg: int, family: str, payload: bytes, op: str) -> memoryview | None:

@@ -37,11 +37,7 @@ def cmd_add(args: CmdArgs) -> Result:
     egress = shape_for_kernel(conf.egress, tick) if conf.egress.enabled else None
     host_nl = open_netlink()
     try:
-        ctr_nl = open_netlink(args.netns)
-        try:
-            veth = host_veth(host_nl, ctr_nl, args.ifname, args.netns, prev)
-        finally:
-            ctr_nl.close()
+        veth = _host_veth(host_nl, args, prev)
         with add_transaction("bandwidth ADD") as undo:
             if ingress is not None:
                 add_ingress(host_nl, veth, ingress, undo)
@@ -52,6 +48,15 @@ def cmd_add(args: CmdArgs) -> Result:
         return prev
     finally:
         host_nl.close()
+
+
+def _host_veth(host_nl, args: CmdArgs, prev: Result):
+    """The host end of the container interface's veth (see `host_veth`)."""
+    ctr_nl = open_netlink(args.netns)
+    try:
+        return host_veth(host_nl, ctr_nl, args.ifname, args.netns, prev)
+    finally:
+        ctr_nl.close()
 
 
 def cmd_del(args: CmdArgs) -> None:
@@ -77,11 +82,7 @@ def cmd_check(args: CmdArgs) -> None:
         raise invalid("must be called as a chained plugin", "the config has no prevResult")
     host_nl = open_netlink()
     try:
-        ctr_nl = open_netlink(args.netns)
-        try:
-            veth = host_veth(host_nl, ctr_nl, args.ifname, args.netns, prev)
-        finally:
-            ctr_nl.close()
+        veth = _host_veth(host_nl, args, prev)
         if conf.is_zero:
             return
         tick = tick_in_usec()

@@ -201,9 +201,9 @@ def _dedupe(c: nft.Nft) -> None:
     """Delete second copies of the shared rules (jumps, isolation rules).
 
     "Add it unless present" is read-then-write: two first ADDs running at
-    once both add the admin jump. Every ADD afterwards keeps the first copy
-    of each and deletes the others; concurrent ADDs pick the same first one,
-    and a copy someone else deleted first is no error."""
+    once both add the admin jump. Every ADD afterwards keeps the oldest copy
+    of each and deletes the others; concurrent ADDs pick the same one, and a
+    copy someone else deleted first is no error."""
     seen: set[tuple[str, str]] = set()
     extra = []
     try:
@@ -211,7 +211,13 @@ def _dedupe(c: nft.Nft) -> None:
     except OSError as err:
         warn(f"firewall: could not list the rules for duplicates: {err}")
         return
-    for r in rules:
+    # the oldest copy (lowest handle) is the one every ADD keeps: list order
+    # changes as copies are inserted at the top, handles only grow
+    handles: set[int] = set()
+    for r in sorted(rules, key=lambda r: r.handle):
+        if r.handle in handles:
+            continue  # one rule listed twice is no copy
+        handles.add(r.handle)
         if r.chain in (STAGE_1, STAGE_2) or r.comment in (ADMIN_COMMENT, ISOLATION_COMMENT):
             key = (r.chain, r.comment)
             if key in seen:
