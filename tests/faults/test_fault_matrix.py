@@ -10,7 +10,8 @@ plugin: bridge runs host-local in-process, so a host-local step kills
 bridge too). The clean ADD + DEL also set the baseline: what a DEL
 legitimately keeps (the bridge with its gateway addresses, forwarding on,
 the nftables masquerade table, host-local's lock and last_reserved_ip
-files, the runtime's gc.lock).
+files, the runtime's gc.lock; with the "chain" attachment, podman's
+six-plugin chain, also the shared portmap and firewall tables).
 
 After every fault a runtime DEL (CNIConfig.del_network_list, with the cached
 result when there is one) must succeed and bring links, addresses, routes,
@@ -56,6 +57,43 @@ def bridge_conflist(name: str, bridge: str, data_dir, masq: str | None, v6: bool
     return {"cniVersion": "1.1.0", "name": name, "plugins": [plugin]}
 
 
+def chain_conflist(name: str, bridge: str, data_dir) -> dict:
+    """podman's chain: bridge (ipMasq) + host-local, portmap, bandwidth,
+    firewall, tuning (an MTU change, so it keeps a backup in data_dir)."""
+    ranges = [[{"subnet": "198.18.71.0/24"}], [{"subnet": "fd00:198:18:71::/64"}]]
+    return {
+        "cniVersion": "1.1.0",
+        "name": name,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": True,
+                "ipam": {"type": "host-local", "dataDir": str(data_dir), "ranges": ranges},
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": True}},
+            {"type": "firewall"},
+            {"type": "tuning", "mtu": 1400, "dataDir": str(data_dir / "tuning")},
+        ],
+    }
+
+
+CHAIN_CAPS = {
+    "portMappings": [
+        {"hostPort": 18081, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": 18082, "containerPort": 53, "protocol": "udp"},
+    ],
+    "bandwidth": {
+        "ingressRate": 8_000_000,
+        "ingressBurst": 800_000,
+        "egressRate": 8_000_000,
+        "egressBurst": 800_000,
+    },
+}
+
+
 def loopback_conflist(name: str) -> dict:
     return {"cniVersion": "1.1.0", "name": name, "plugins": [{"type": "loopback"}]}
 
@@ -79,6 +117,20 @@ def make_attachment(kind: str, ct, bin_dir, tmp_path, disk=None) -> Attachment:
         return Attachment(conflist, ct, bin_dir, cache_dir, None, tmp_path, disk)
     from pycni.plugins.launcher import in_process_module
 
+    if kind == "chain":
+        bridge = BRIDGE + secrets.token_hex(2)
+        conflist = chain_conflist("pycflt-ch", bridge, data_dir)
+        return Attachment(
+            conflist,
+            ct,
+            bin_dir,
+            cache_dir,
+            data_dir,
+            tmp_path,
+            disk,
+            bridge=bridge,
+            capability_args=CHAIN_CAPS,
+        )
     masq, v6, ipam_exec = BRIDGES[kind]
     launcher = bin_dir / "host-local"
     if ipam_exec:  # a launcher that in_process_module does not take for ours
@@ -145,7 +197,7 @@ def _kernel_and_store(state: dict) -> dict:
 
 @pytest.mark.parametrize("op", ["ADD", "DEL"])
 @pytest.mark.parametrize(
-    "kind", ["bridge-iptables", "bridge-nftables", "bridge-ipam-exec", "loopback"]
+    "kind", ["bridge-iptables", "bridge-nftables", "bridge-ipam-exec", "loopback", "chain"]
 )
 def test_kill_at_every_step(kind, op, host_ns, netns_factory, launcher_dir, tmp_path):
     att = make_attachment(kind, netns_factory("ct"), launcher_dir, tmp_path)

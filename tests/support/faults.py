@@ -321,12 +321,15 @@ class Attachment:
         disk: PrivateTmpfs | None = None,
         ifname: str = "eth0",
         bridge: str | None = None,
+        capability_args: dict | None = None,
     ) -> None:
         from pycni.runtime import CNIConfig, RuntimeConf, network_conf_from_bytes
 
         self.net = network_conf_from_bytes(json.dumps(conflist).encode())
         self.cni = CNIConfig(path=[str(bindir)], cache_dir=str(cache_dir), timeout=30)
-        self.rt = RuntimeConf(f"{PREFIX}-{secrets.token_hex(4)}", ct.path, ifname)
+        self.rt = RuntimeConf(
+            f"{PREFIX}-{secrets.token_hex(4)}", ct.path, ifname, capability_args=capability_args
+        )
         self.ct = ct
         self.bridge = bridge
         self.bindir = bindir
