@@ -19,17 +19,29 @@ from pycni.plugins import PLUGINS
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 # layer -> the pycni layers it may import (besides itself). `faultpoint`
-# (named test steps, imports only os) sits below everything.
+# (named test steps) and `fsutil` (file-system helpers), which import only
+# os, sit below everything.
 ALLOWED = {
     "spec": {"faultpoint"},
     "faultpoint": set(),
+    "fsutil": set(),
     "invoke": {"spec", "faultpoint"},
     "skel": {"spec", "invoke", "faultpoint"},
     "kernel": {"spec", "faultpoint"},
     "netfilter": {"spec", "kernel", "faultpoint"},
-    "runtime": {"spec", "invoke", "faultpoint"},
-    "plugins": {"spec", "invoke", "skel", "kernel", "netfilter", "faultpoint"},
-    "cli": {"spec", "invoke", "skel", "kernel", "netfilter", "runtime", "plugins", "faultpoint"},
+    "runtime": {"spec", "invoke", "faultpoint", "fsutil"},
+    "plugins": {"spec", "invoke", "skel", "kernel", "netfilter", "faultpoint", "fsutil"},
+    "cli": {
+        "spec",
+        "invoke",
+        "skel",
+        "kernel",
+        "netfilter",
+        "runtime",
+        "plugins",
+        "faultpoint",
+        "fsutil",
+    },
 }
 
 

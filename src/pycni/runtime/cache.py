@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from pycni import fsutil
 from pycni.faultpoint import step
 from pycni.invoke import UntypedError
 from pycni.spec.errors import CNIError
@@ -255,23 +256,11 @@ def write(path: str, data: bytes) -> None:
 
 
 def make_dirs(directory: str, mode: int = 0o700) -> None:
-    """os.makedirs where every created directory gets `mode` (Go's MkdirAll)."""
-    missing = []
-    d = directory
-    while d and not os.path.isdir(d):
-        missing.append(d)
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, mode)
-        except FileExistsError:
-            if not os.path.isdir(d):
-                raise UntypedError(f"{d} is not a directory")
-        except NotADirectoryError:
-            raise UntypedError(f"{os.path.dirname(d)} is not a directory")
+    """fsutil.make_dirs (Go's MkdirAll), failing as libcni words it."""
+    try:
+        fsutil.make_dirs(directory, mode)
+    except NotADirectoryError as err:
+        raise UntypedError(f"{err.filename} is not a directory")
 
 
 def read(path: str) -> bytes | None:

@@ -19,6 +19,7 @@ import errno
 import os
 
 from pycni.faultpoint import step
+from pycni.fsutil import make_dirs
 from pycni.kernel.link import IFF_ALLMULTI, Link
 from pycni.spec.jsonutil import ci_get, go_dumps, go_loads
 
@@ -100,24 +101,6 @@ def read(path: str) -> bytes | None:
             return f.read()
     except FileNotFoundError:
         return None
-
-
-def make_dirs(path: str, mode: int) -> None:
-    """mkdir -p with `mode` for every folder created, as Go's os.MkdirAll
-    (os.makedirs gives the intermediate ones the default mode)."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, mode)
-        except FileExistsError:
-            if not os.path.isdir(folder):
-                raise
 
 
 def write(path: str, data: bytes) -> None:
