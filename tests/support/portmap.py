@@ -48,6 +48,17 @@ def mapping(host: int, ctr: int, proto: str = "tcp", host_ip: str | None = None)
     return m
 
 
+#: every protocol, hostIPs of both families and both unspecified forms
+MIXED_MAPPINGS = [
+    mapping(8080, 80),
+    mapping(8083, 83, "udp", "198.18.1.1"),
+    mapping(9000, 90, "sctp"),
+    mapping(9001, 91, "tcp", "fd00:1::1"),
+    mapping(9002, 92, "udp", "0.0.0.0"),
+    mapping(9003, 93, "tcp", "::"),
+]
+
+
 def make_conf(
     mappings: list[dict] | None,
     prev: dict | None = None,

@@ -9,29 +9,14 @@ import json
 
 import pytest
 
+from support.cni import bridge_conflist
 from support.firewall import filter_table, nft_rules
 
 
 def conflist(backend: str, data_dir, bridge: str) -> bytes:
-    return json.dumps(
-        {
-            "cniVersion": "1.1.0",
-            "name": "fwchain",
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "dataDir": str(data_dir),
-                        "ranges": [[{"subnet": "198.18.40.0/24"}]],
-                    },
-                },
-                {"type": "firewall", "backend": backend, "ingressPolicy": "same-bridge"},
-            ],
-        }
-    ).encode()
+    doc = bridge_conflist("fwchain", bridge, "198.18.40.0/24", data_dir)
+    doc["plugins"].append({"type": "firewall", "backend": backend, "ingressPolicy": "same-bridge"})
+    return json.dumps(doc).encode()
 
 
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])

@@ -16,6 +16,7 @@ import pytest
 
 from support.outcomes import ok
 from support.portmap import (
+    MIXED_MAPPINGS,
     V4,
     V6,
     apply_nft,
@@ -29,14 +30,7 @@ from support.portmap import (
 )
 from support.sandbox import entered
 
-MAPPINGS = [
-    mapping(8080, 80),
-    mapping(8083, 83, "udp", "198.18.1.1"),
-    mapping(9000, 90, "sctp"),
-    mapping(9001, 91, "tcp", "fd00:1::1"),
-    mapping(9002, 92, "udp", "0.0.0.0"),
-    mapping(9003, 93, "tcp", "::"),
-]
+MAPPINGS = MIXED_MAPPINGS
 
 # name -> (config keys, container addresses)
 CASES: dict[str, tuple[dict, tuple[str, ...]]] = {

@@ -16,6 +16,7 @@ from support.outcomes import ok
 from support.portmap import (
     BUILTIN_NAT,
     GO_PLUGIN,
+    MIXED_MAPPINGS,
     PLUGIN,
     TOP_CHAINS,
     make_conf,
@@ -32,14 +33,7 @@ pytestmark = pytest.mark.skipif(not GO_PLUGIN.exists(), reason="no reference por
 
 DUAL = ("198.18.0.5/24", "fd00:18::5/64")
 OTHER = ("198.18.0.6/24", "fd00:18::6/64")
-MIXED = [
-    mapping(8080, 80),
-    mapping(8083, 83, "udp", "198.18.1.1"),
-    mapping(9000, 90, "sctp"),
-    mapping(9001, 91, "tcp", "fd00:1::1"),
-    mapping(9002, 92, "udp", "0.0.0.0"),
-    mapping(9003, 93, "tcp", "::"),
-]
+MIXED = MIXED_MAPPINGS
 #: 17 TCP ports and 16 UDP ports: two multiport chunks each
 MANY = [mapping(10000 + i, 100 + i) for i in range(17)] + [
     mapping(11000 + i, 200 + i, "udp") for i in range(16)
