@@ -233,7 +233,7 @@ def test_dummy_message(fake):
         ifinfo()
         + attr(3, b"pycdum0\0")
         + attr(4, struct.pack("=I", 1400))
-        + attr(18, attr(1, b"dummy\0"))
+        + attr(18, attr(1, b"dummy"))
     )
     assert _newlink(sock) == expected
 
@@ -247,7 +247,7 @@ def test_vlan_message(fake):
         + attr(5, struct.pack("=I", 5))
         + attr(
             18,
-            attr(1, b"vlan\0") + attr(2, attr(1, struct.pack("=H", 100)) + attr(5, b"\x88\xa8")),
+            attr(1, b"vlan") + attr(2, attr(1, struct.pack("=H", 100)) + attr(5, b"\x88\xa8")),
         )
     )
     payload = _newlink(sock)
@@ -290,7 +290,7 @@ def test_ipvlan_message(fake, mode, flags, mode_v, flags_v):
         ifinfo()
         + attr(3, b"pycipv\0")
         + attr(5, struct.pack("=I", 2))
-        + attr(18, attr(1, b"ipvlan\0") + attr(2, data))
+        + attr(18, attr(1, b"ipvlan") + attr(2, data))
     )
     assert _newlink(sock) == expected
     assert link.decode_info_data("ipvlan", data) == {"mode": mode, "flags": flags}
@@ -309,7 +309,7 @@ def test_macvlan_message(fake, mode, value):
         + attr(3, b"pycmv\0")
         + attr(1, bytes.fromhex("020000000005"))
         + attr(5, struct.pack("=I", 9))
-        + attr(18, attr(1, b"macvlan\0") + attr(2, data))
+        + attr(18, attr(1, b"macvlan") + attr(2, data))
     )
     assert _newlink(sock) == expected
     assert link.decode_info_data("macvlan", data) == {"mode": mode}
@@ -319,7 +319,7 @@ def test_vrf_message(fake):
     nls, sock = fake
     nls.link_add("vrf", "pycvrf", data={"table": 1001})
     data = attr(1, struct.pack("=I", 1001))
-    expected = ifinfo() + attr(3, b"pycvrf\0") + attr(18, attr(1, b"vrf\0") + attr(2, data))
+    expected = ifinfo() + attr(3, b"pycvrf\0") + attr(18, attr(1, b"vrf") + attr(2, data))
     assert _newlink(sock) == expected
     assert link.decode_info_data("vrf", data) == {"table": 1001}
 
@@ -358,11 +358,11 @@ def test_bridge_and_veth_messages(fake):
         ifinfo()
         + attr(3, b"pycbr\0")
         + attr(4, struct.pack("=I", 9000))
-        + attr(18, attr(1, b"bridge\0"))
+        + attr(18, attr(1, b"bridge"))
     )
     nls.link_add_bridge("pycbr", vlan_filtering=True)
     assert _newlink(sock) == (
-        ifinfo() + attr(3, b"pycbr\0") + attr(18, attr(1, b"bridge\0") + attr(2, attr(7, b"\1")))
+        ifinfo() + attr(3, b"pycbr\0") + attr(18, attr(1, b"bridge") + attr(2, attr(7, b"\1")))
     )
     nls.link_add_veth("eth0", "veth1", mtu=1400, mac="02:00:00:00:00:01")
     peer = ifinfo() + attr(3, b"veth1\0") + attr(4, struct.pack("=I", 1400))
@@ -371,7 +371,7 @@ def test_bridge_and_veth_messages(fake):
         + attr(3, b"eth0\0")
         + attr(4, struct.pack("=I", 1400))
         + attr(1, bytes.fromhex("020000000001"))
-        + attr(18, attr(1, b"veth\0") + attr(2, attr(1, peer)))
+        + attr(18, attr(1, b"veth") + attr(2, attr(1, peer)))
     )
 
 

@@ -407,7 +407,7 @@ def link_add_bridge(
     """Create a bridge; vlan_filtering None leaves the attribute out entirely
     (kernels without CONFIG_BRIDGE_VLAN_FILTERING refuse it even as 0)."""
     parts = _common_attrs(name, mtu, mac)
-    info = [nl.nla_str(IFLA_INFO_KIND, "bridge")]
+    info = [nl.nla(IFLA_INFO_KIND, b"bridge")]
     data = encode_info_data("bridge", {"vlan_filtering": vlan_filtering})
     if data:
         info.append(nl.nla(IFLA_INFO_DATA, data))
@@ -428,7 +428,7 @@ def link_add_veth(
         parts.append(
             nl.nla_nest(
                 IFLA_LINKINFO,
-                nl.nla_str(IFLA_INFO_KIND, "veth"),
+                nl.nla(IFLA_INFO_KIND, b"veth"),
                 nl.nla(IFLA_INFO_DATA, peer_info),
             )
         )
@@ -459,7 +459,8 @@ def link_add(
         parts.append(nl.nla_u32(IFLA_TXQLEN, txqlen))
     if parent:
         parts.append(nl.nla_u32(IFLA_LINK, nl.index_of(parent)))
-    info = [nl.nla_str(IFLA_INFO_KIND, kind)]
+    # the kind goes without a NUL, as iproute2 and Go's netlink send it
+    info = [nl.nla(IFLA_INFO_KIND, kind.encode())]
     payload = encode_info_data(kind, data)
     if payload:
         info.append(nl.nla(IFLA_INFO_DATA, payload))
