@@ -8,6 +8,7 @@ PLUGINS = {
     "loopback": "pycni.plugins.main.loopback",
     "bridge": "pycni.plugins.main.bridge",
     "host-local": "pycni.plugins.ipam.host_local",
+    "static": "pycni.plugins.ipam.static",
     "portmap": "pycni.plugins.meta.portmap",
     "tuning": "pycni.plugins.meta.tuning",
     "sbr": "pycni.plugins.meta.sbr",

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from pycni.plugins.ipam.host_local.allocator import Range, RangeError, RangeSet
 from pycni.plugins.ipam.host_local.store import DEFAULT_DATA_DIR
+from pycni.plugins.pkg.ipamconf import ipam_section, parse_routes
 from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
 from pycni.spec.ipnet import parse_addr
-from pycni.spec.jsonutil import ci_get, get_list, get_str, json_kind
+from pycni.spec.jsonutil import ci_get, get_list, json_kind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,15 +58,6 @@ def _invalid(msg: str) -> CNIError:
     return CNIError(ERR_INVALID_NETWORK_CONFIG, msg)
 
 
-def _ipam(conf: dict) -> dict:
-    ipam = ci_get(conf, "ipam")
-    if ipam is None:
-        raise _invalid("IPAM config missing 'ipam' key")
-    if not isinstance(ipam, dict):
-        raise _invalid(f"invalid ipam: expected an object, got {json_kind(ipam)}")
-    return ipam
-
-
 def _str(ipam: dict, key: str) -> str:
     value = ci_get(ipam, key)
     if value is not None and not isinstance(value, str):
@@ -76,7 +68,7 @@ def _str(ipam: dict, key: str) -> str:
 def load_store(conf: dict) -> IPAMConfig:
     """Only what the store needs (network name, dataDir): enough for DEL
     and GC, which must work even if the ranges of a config went bad."""
-    ipam = _ipam(conf)
+    ipam = ipam_section(conf)
     data_dir = _str(ipam, "dataDir") or DEFAULT_DATA_DIR
     if "\0" in data_dir:
         raise _invalid("invalid ipam.dataDir: contains a NUL character")
@@ -94,11 +86,11 @@ def load_store(conf: dict) -> IPAMConfig:
 def load(conf: dict, cni_args: str = "", cni_version: str | None = None) -> IPAMConfig:
     """The full configuration of ADD, CHECK and STATUS; raises CNIError."""
     cfg = load_store(conf)
-    ipam = _ipam(conf)
+    ipam = ipam_section(conf)
     if cni_version is not None:
         cfg.cni_version = cni_version
     cfg.resolv_conf = _str(ipam, "resolvConf")
-    cfg.routes = _routes(ipam)
+    cfg.routes = parse_routes(ipam)
     runtime = _object(conf, "runtimeConfig")
     cfg.requested = _requested(conf, runtime, cni_args)
     cfg.range_sets = _range_sets(ipam, runtime, cfg.cni_version or "0.1.0")
@@ -297,51 +289,3 @@ def _range(obj: object, where: str) -> Range:
         except ValueError:
             raise RangeError(f"{where}: {key} {value} is not a valid IP")
     return Range.canonical(net, addrs[0], addrs[1], addrs[2])
-
-
-# -- routes ---------------------------------------------------------------------------------
-
-
-def _routes(ipam: dict) -> list[Route]:
-    try:
-        items = get_list(ipam, "routes") or []
-    except CNIError as err:
-        raise _invalid(f"invalid ipam.routes: {err.msg}")
-    if not items:
-        return []
-    from pycni.spec.ipnet import go_cidr, go_ip
-    from pycni.spec.jsonutil import get_int
-    from pycni.spec.result import Route
-
-    routes = []
-    for i, item in enumerate(items):
-        where = f"ipam.routes[{i}]"
-        if not isinstance(item, dict):
-            raise _invalid(f"invalid {where}: expected a route object, got {json_kind(item)}")
-        try:
-            dst = get_str(item, "dst")
-            gw = get_str(item, "gw")
-            ints = [get_int(item, key) for key in ("mtu", "advmss", "priority")]
-            opt = [
-                None if ci_get(item, key) is None else get_int(item, key)
-                for key in ("table", "scope")
-            ]
-        except CNIError as err:
-            raise _invalid(f"invalid {where}: {err.msg}")
-        if not dst:
-            raise _invalid(f"invalid {where}: dst is required")
-        try:
-            go_cidr(dst)
-        except ValueError:
-            raise _invalid(f"invalid {where}: dst {dst} is not a valid CIDR")
-        if gw:
-            try:
-                go_ip(gw)
-            except ValueError:
-                raise _invalid(f"invalid {where}: gw {gw} is not a valid IP")
-        route = Route(dst, gw or None, ints[0], ints[1], ints[2], opt[0], opt[1])
-        problem = route.range_problem()
-        if problem:
-            raise _invalid(f"invalid {where}: {problem}")
-        routes.append(route)
-    return routes
