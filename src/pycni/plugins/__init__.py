@@ -7,6 +7,7 @@ this table.
 PLUGINS = {
     "loopback": "pycni.plugins.main.loopback",
     "bridge": "pycni.plugins.main.bridge",
+    "ptp": "pycni.plugins.main.ptp",
     "host-local": "pycni.plugins.ipam.host_local",
     "static": "pycni.plugins.ipam.static",
     "portmap": "pycni.plugins.meta.portmap",
@@ -14,4 +15,5 @@ PLUGINS = {
     "sbr": "pycni.plugins.meta.sbr",
     "bandwidth": "pycni.plugins.meta.bandwidth",
     "firewall": "pycni.plugins.meta.firewall",
+    "vrf": "pycni.plugins.meta.vrf",
 }

@@ -27,3 +27,13 @@ def container_sysctls(netns: str, writes: list[tuple[str, str]], strict: bool = 
             except OSError as err:
                 if strict:
                     raise kernel_error(f"failed to set sysctl {name}={value} in netns {netns}", err)
+
+
+def enable_ip_forward(family: int) -> None:
+    """ip.EnableIP4Forward / EnableIP6Forward: `1` written only when not
+    already set (bridge with isGateway, ptp for every family it routes)."""
+    name = "net/ipv4/ip_forward" if family == 4 else "net/ipv6/conf/all/forwarding"
+    try:
+        sysctl.set(name, "1")
+    except OSError as err:
+        raise kernel_error(f"failed to enable forwarding ({name})", err)

@@ -6,10 +6,10 @@ import errno
 import time
 
 from pycni.faultpoint import step
-from pycni.kernel import sysctl
 from pycni.kernel.link import random_mac
 from pycni.kernel.netlink import AF_INET, AF_INET6, LinkNotFound, NetlinkError, RtNetlink
 from pycni.plugins.main.bridge.conf import NetConf
+from pycni.plugins.pkg import sysctl as pkg_sysctl
 from pycni.plugins.pkg.errors import kernel_error
 from pycni.plugins.pkg.sysctl import set_quietly
 from pycni.plugins.pkg.veth import delete_quietly, setup_veth
@@ -185,12 +185,8 @@ def ensure_addr(host_nl: RtNetlink, link, cidr: str, force: bool) -> None:
 
 
 def enable_ip_forward(family: int) -> None:
-    name = "net/ipv4/ip_forward" if family == 4 else "net/ipv6/conf/all/forwarding"
     step("bridge.add.ip-forward")
-    try:
-        sysctl.set(name, "1")
-    except OSError as err:
-        raise kernel_error("failed to enable forwarding", err)
+    pkg_sysctl.enable_ip_forward(family)
 
 
 def calc_gateways(result: Result, conf: NetConf) -> dict[int, list[str]]:
