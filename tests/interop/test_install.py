@@ -31,7 +31,7 @@ def run_version(path: Path) -> dict:
 def test_install_then_uninstall_leaves_only_foreign_files(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "macvlan").write_text("foreign")
+    (bin_dir / "sriov").write_text("foreign")
     installed = install(bin_dir)
     assert sorted(installed) == sorted(PLUGINS)
     for plugin_type in PLUGINS:
@@ -43,7 +43,7 @@ def test_install_then_uninstall_leaves_only_foreign_files(tmp_path):
         assert "1.1.0" in run_version(launcher)["supportedVersions"]
     assert list((bin_dir / LIB_DIR).rglob("*.pyc")), "bytecode is precompiled"
     assert sorted(uninstall(bin_dir)) == sorted(PLUGINS)
-    assert sorted(p.name for p in bin_dir.iterdir()) == ["macvlan"]
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["sriov"]
     assert uninstall(bin_dir) == []
 
 

@@ -7,6 +7,9 @@ this table.
 PLUGINS = {
     "loopback": "pycni.plugins.main.loopback",
     "bridge": "pycni.plugins.main.bridge",
+    "macvlan": "pycni.plugins.main.macvlan",
+    "ipvlan": "pycni.plugins.main.ipvlan",
+    "vlan": "pycni.plugins.main.vlan",
     "ptp": "pycni.plugins.main.ptp",
     "host-local": "pycni.plugins.ipam.host_local",
     "static": "pycni.plugins.ipam.static",
