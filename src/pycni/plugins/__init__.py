@@ -16,6 +16,7 @@ PLUGINS = {
     "tap": "pycni.plugins.main.tap",
     "host-local": "pycni.plugins.ipam.host_local",
     "static": "pycni.plugins.ipam.static",
+    "dhcp": "pycni.plugins.ipam.dhcp",
     "portmap": "pycni.plugins.meta.portmap",
     "tuning": "pycni.plugins.meta.tuning",
     "sbr": "pycni.plugins.meta.sbr",
