@@ -63,6 +63,7 @@ test-matrix: deps
 
 demo: venv
 	$(VENV)/bin/pycni demo
+	$(VENV)/bin/pycni demo dhcp
 
 bench: venv
 	$(PY) bench/bench_plugins.py

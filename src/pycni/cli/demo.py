@@ -12,71 +12,15 @@ or QUIT (see `pycni.cli.signals`).
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 from pycni.cli import defaultnet
-from pycni.cli.main import Failure
+from pycni.cli.demo_sandbox import DemoFailed, Sandbox, host_link_names, ms, say, table
 
 HELP = """\
 Everything happens in namespaces the demo creates and removes: a sandbox
 "host" namespace stands in for this machine, so the real host's interfaces,
 routes and sysctls are not touched. Needs root."""
-
-
-class DemoFailed(Failure):
-    """The demo's own check failed: "pycni: demo failed: <what>", exit 1."""
-
-
-def _print(line: str = "") -> None:
-    from pycni.cli.main import out
-
-    out(line + "\n")
-
-
-class Sandbox:
-    """Namespaces and directories the demo creates, all removed by close()."""
-
-    def __init__(self) -> None:
-        self.tag = secrets.token_hex(3)
-        self.tmp = Path(tempfile.mkdtemp(prefix="pycni-demo-"))
-        self.namespaces: list[str] = []
-        self.host = ""
-
-    def new_netns(self, role: str) -> str:
-        from pycni.kernel import netns
-
-        name = f"pycni-demo-{role}-{self.tag}"
-        self.namespaces.append(name)  # first: an interrupted create is removed too
-        return netns.create_named(name)
-
-    def close(self) -> None:
-        from pycni.kernel import netns
-
-        for name in reversed(self.namespaces):
-            netns.delete_named(name)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _host_link_names() -> list[str]:
-    from pycni.kernel.netlink import RtNetlink
-
-    with RtNetlink() as nl:
-        return sorted(link.name for link in nl.link_list())
-
-
-def _ms(start: float) -> str:
-    return f"{(time.monotonic() - start) * 1000:.0f} ms"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join("  " + line for line in lines)
 
 
 HOST_PORT = 8080
@@ -119,14 +63,14 @@ def _port_mapping_round_trip(server_ns: str, client_ns: str, host_ip: str) -> by
         listener.close()
 
 
-def run_demo(out=_print, trap=None) -> None:
+def run_demo(out=say, trap=None) -> None:
     """The demo; `trap` (a `signals.Trap`) is held while the sandbox is removed."""
     from pycni.cli.install import install
     from pycni.kernel import netns
     from pycni.kernel.netlink import RtNetlink
     from pycni.runtime import CNIConfig, RuntimeConf
 
-    host_links_before = _host_link_names()
+    host_links_before = host_link_names()
     box = Sandbox()
     try:
         box.host = box.new_netns("host")
@@ -158,7 +102,7 @@ def run_demo(out=_print, trap=None) -> None:
                 start = time.monotonic()
                 cni.add_network_list(lo_net, RuntimeConf(rt.container_id, path, "lo"))
                 result = cni.add_network_list(net, rt)
-                out(f"[1] ADD   container {name}: ok ({_ms(start)})")
+                out(f"[1] ADD   container {name}: ok ({ms(start)})")
                 containers[name] = (rt, result)
 
             rows = [["CONTAINER", "IFACE", "MAC", "ADDRESS", "GATEWAY", "ROUTES"]]
@@ -176,7 +120,7 @@ def run_demo(out=_print, trap=None) -> None:
                             or "-",
                         ]
                     )
-            out("\n" + _table(rows) + "\n")
+            out("\n" + table(rows) + "\n")
 
             from pycni.cli.ping import ping
 
@@ -204,13 +148,13 @@ def run_demo(out=_print, trap=None) -> None:
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
                 cni.check_network_list(net, rt)
-                out(f"[4] CHECK container {name}: ok ({_ms(start)})")
+                out(f"[4] CHECK container {name}: ok ({ms(start)})")
 
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
                 cni.del_network_list(net, rt)
                 cni.del_network_list(lo_net, RuntimeConf(rt.container_id, rt.netns, "lo"))
-                out(f"[5] DEL   container {name}: ok ({_ms(start)})")
+                out(f"[5] DEL   container {name}: ok ({ms(start)})")
 
             with RtNetlink() as nl:
                 bridge = nl.link_get(name=defaultnet.DEFAULT_BRIDGE)
@@ -241,7 +185,7 @@ def run_demo(out=_print, trap=None) -> None:
     left = [n for n in box.namespaces if os.path.exists(f"/run/netns/{n}")]
     if left:
         raise DemoFailed(f"namespaces still present: {left}")
-    if _host_link_names() != host_links_before:
+    if host_link_names() != host_links_before:
         raise DemoFailed("the real host's links changed")
     out(f"      sandbox          removed ({len(box.namespaces)} namespaces)")
     out(f"      real host        untouched ({len(host_links_before)} links before and after)")
@@ -252,9 +196,12 @@ def main(argv: list[str]) -> int:
     from pycni.cli.signals import Trap
 
     _, positional, _ = parse_args(argv)
-    if positional:
-        raise UsageError("takes no arguments")
+    if len(positional) > 1 or positional[:1] not in ([], ["bridge"], ["dhcp"]):
+        raise UsageError("takes one optional argument: bridge (the default) or dhcp")
+    demo = run_demo
+    if positional == ["dhcp"]:
+        from pycni.cli.demo_dhcp import run_demo as demo
     with Trap() as trap:
-        run_demo(trap=trap)
+        demo(trap=trap)
     out("\ndemo ok\n")
     return 0

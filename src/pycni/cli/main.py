@@ -75,7 +75,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "[--net NAME]... [--] COMMAND [ARG...]",
         "run COMMAND in a new netns attached to networks",
     ),
-    "demo": ("pycni.cli.demo", "main", "", "a self-contained demo in a sandbox"),
+    "demo": (
+        "pycni.cli.demo",
+        "main",
+        "[bridge|dhcp]",
+        "a self-contained demo in a sandbox (bridge network, or macvlan + DHCP)",
+    ),
 }
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
