@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
-from pycni.skel.testing import PluginRunner, run_plugin
-
-from support.cni import reservations
+from support.cni import HostLocalNet
 from support.sandbox import in_netns, ip_json, iptables_save
 
 PLUGIN = "pycni.plugins.main.bridge"
 
 
-class Net:
+class Net(HostLocalNet):
     """Builds bridge configs for one test and runs the plugin against them."""
 
+    PLUGIN = PLUGIN
+
     def __init__(self, brname: str, data_dir: Path, cni_path: list[str]) -> None:
+        super().__init__(data_dir, cni_path, "pycnet")
         self.brname = brname
-        self.data_dir = data_dir
-        self.cni_path = cni_path
-        self.name = "pycnet-" + secrets.token_hex(3)
 
     def conf(
         self,
@@ -42,34 +39,9 @@ class Net:
         elif ipam is not None:
             c["ipam"] = ipam
         else:
-            c["ipam"] = {
-                "type": "host-local",
-                "dataDir": str(self.data_dir),
-                "ranges": [[{"subnet": s}] for s in subnets],
-            }
+            c["ipam"] = self.host_local(subnets)
         c.update(keys)
         return c
-
-    def runner(
-        self, ct, ifname: str = "eth0", container_id: str | None = None, **kw
-    ) -> PluginRunner:
-        return PluginRunner(
-            PLUGIN,
-            netns=ct.path if ct is not None else "",
-            container_id=container_id or "ctr-" + secrets.token_hex(4),
-            ifname=ifname,
-            path=self.cni_path,
-            **kw,
-        )
-
-    def run(self, command: str, conf, ct=None, **kw):
-        kw.setdefault("path", self.cni_path)
-        if ct is not None:
-            kw.setdefault("netns", ct.path)
-        return run_plugin(PLUGIN, command, conf, **kw)
-
-    def reservations(self) -> list[str]:
-        return reservations(self.data_dir, self.name)
 
 
 # --- reading kernel state back -----------------------------------------------------

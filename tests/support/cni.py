@@ -98,3 +98,72 @@ def cache_files(cache_dir: Path) -> list[str]:
 
 def file_mode(path: Path | str) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# --- a plugin network on host-local, for one test ------------------------------------------
+
+
+class HostLocalNet:
+    """One test's network of the plugin `PLUGIN` (a subclass sets it) with
+    host-local IPAM in `data_dir`: runs it with `cni_path` (where host-local
+    is) and reads back host-local's reservations. Subclasses build the
+    plugin's configs (`conf`) with `host_local()` as their IPAM."""
+
+    PLUGIN = ""
+
+    def __init__(self, data_dir: Path, cni_path: list[str], name: str) -> None:
+        import secrets
+
+        self.data_dir = data_dir
+        self.cni_path = cni_path
+        self.name = f"{name}-{secrets.token_hex(3)}"
+
+    def host_local(self, subnets, **extra: object) -> dict:
+        return {
+            "type": "host-local",
+            "dataDir": str(self.data_dir),
+            "ranges": [[{"subnet": s}] for s in subnets],
+            **extra,
+        }
+
+    def runner(self, ct, ifname: str = "eth0", container_id: str | None = None, **kw):
+        import secrets
+
+        from pycni.skel.testing import PluginRunner
+
+        return PluginRunner(
+            self.PLUGIN,
+            netns=ct.path if ct is not None else "",
+            container_id=container_id or "ctr-" + secrets.token_hex(4),
+            ifname=ifname,
+            path=self.cni_path,
+            **kw,
+        )
+
+    def run(self, command: str, conf, ct=None, **kw):
+        from pycni.skel.testing import run_plugin
+
+        kw.setdefault("path", self.cni_path)
+        if ct is not None:
+            kw.setdefault("netns", ct.path)
+        return run_plugin(self.PLUGIN, command, conf, **kw)
+
+    def reservations(self) -> list[str]:
+        return reservations(self.data_dir, self.name)
+
+    def add_in_process(self, verbs, ct, conf: dict, container_id: str, monkeypatch) -> None:
+        """`verbs.cmd_add` in the test's process (so monkeypatched steps
+        apply), with the environment skel would hand it; ifname eth0."""
+        from pycni.skel import CmdArgs
+
+        env = {
+            "CNI_COMMAND": "ADD",
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": ct.path,
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": self.cni_path[0],
+            "CNI_ARGS": "",
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        verbs.cmd_add(CmdArgs.from_env(env, json.dumps(conf).encode()))

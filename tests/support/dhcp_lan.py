@@ -184,6 +184,10 @@ class Daemon:
     def log(self) -> str:
         return self._log_bytes().decode(errors="replace")
 
+    def threads(self) -> int:
+        """How many threads the daemon has now: one more per lease it keeps."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         return stop_process(self.proc, sig)
 

@@ -6,7 +6,6 @@ the sandbox mounted over /sys, for `kernelpath`), read the kernel state back.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -147,14 +146,9 @@ class HD:
 
     @staticmethod
     def normalize(result: dict | None, ct) -> dict | None:
-        """The container path replaced; an empty "dns" dropped (Go 1.1.1
-        prints "dns": {} in 1.x results, pycni does not)."""
-        if result is None:
-            return None
-        out = json.loads(json.dumps(result).replace(ct.path, "<netns>"))
-        if out.get("dns") == {}:
-            del out["dns"]
-        return out
+        from support.differential import normalize
+
+        return normalize(result, ct.path)
 
     def reservations(self, side: str = "py") -> list[str]:
         folder = self.tmp / f"ipam-{side}" / NETWORK

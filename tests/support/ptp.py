@@ -5,26 +5,23 @@ snapshots of support.bridge are taken with a name no link has)."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
-from pycni.skel.testing import PluginRunner, run_plugin
-
 from support.bridge import _sysctl, links, snapshot
-from support.cni import reservations
+from support.cni import HostLocalNet
 from support.sandbox import ip_json, iptables_save, nft_ruleset
 
 PLUGIN = "pycni.plugins.main.ptp"
 NO_BRIDGE = "-none-"  # the snapshot helpers' bridge name: no link is called that
 
 
-class Net:
+class Net(HostLocalNet):
     """Builds ptp configs for one test and runs the plugin against them."""
 
+    PLUGIN = PLUGIN
+
     def __init__(self, data_dir: Path, cni_path: list[str]) -> None:
-        self.data_dir = data_dir
-        self.cni_path = cni_path
-        self.name = "ptpnet-" + secrets.token_hex(3)
+        super().__init__(data_dir, cni_path, "ptpnet")
 
     def conf(
         self,
@@ -35,35 +32,9 @@ class Net:
         **keys,
     ) -> dict:
         c: dict = {"cniVersion": cni_version, "name": self.name, "type": "ptp"}
-        if ipam is not None:
-            c["ipam"] = ipam
-        else:
-            c["ipam"] = {
-                "type": "host-local",
-                "dataDir": str(self.data_dir),
-                "ranges": [[{"subnet": s}] for s in subnets],
-                **(ipam_extra or {}),
-            }
+        c["ipam"] = ipam if ipam is not None else self.host_local(subnets, **(ipam_extra or {}))
         c.update(keys)
         return c
-
-    def runner(self, ct, ifname: str = "eth0", container_id: str | None = None) -> PluginRunner:
-        return PluginRunner(
-            PLUGIN,
-            netns=ct.path if ct is not None else "",
-            container_id=container_id or "ctr-" + secrets.token_hex(4),
-            ifname=ifname,
-            path=self.cni_path,
-        )
-
-    def run(self, command: str, conf, ct=None, **kw):
-        kw.setdefault("path", self.cni_path)
-        if ct is not None:
-            kw.setdefault("netns", ct.path)
-        return run_plugin(PLUGIN, command, conf, **kw)
-
-    def reservations(self) -> list[str]:
-        return reservations(self.data_dir, self.name)
 
 
 def host_veths() -> list[str]:
@@ -71,11 +42,13 @@ def host_veths() -> list[str]:
     return [n for n, link in links().items() if link.get("linkinfo", {}).get("info_kind") == "veth"]
 
 
-def settle(netns_names: list[str | None], timeout: float = 5.0) -> None:
+def settle(netns_names: list[str | None], timeout: float = 5.0, dad: bool = True) -> None:
     """Wait until every veth in these namespaces is operationally up, has
     its IPv6 link-local address (unless IPv6 is off on it) and no address
     in duplicate address detection (the host end's gateway /128 answers
-    neighbour solicitations only after it).
+    neighbour solicitations only after it; dad=False leaves that out, for
+    a snapshot: it shows no tentative flag, and nothing it shows changes
+    when DAD ends).
 
     The kernel's linkwatch sets a new veth's operstate up to a second after
     both ends are up, and addrconf adds the link-local address only then: a
@@ -96,7 +69,7 @@ def settle(netns_names: list[str | None], timeout: float = 5.0) -> None:
                     for a in entry.get("addr_info", [])
                 )
                 v6_off = _sysctl(ns, f"net/ipv6/conf/{entry['ifname']}/disable_ipv6") == "1"
-                tentative = any(a.get("tentative") for a in entry.get("addr_info", []))
+                tentative = dad and any(a.get("tentative") for a in entry.get("addr_info", []))
                 if entry.get("operstate") != "UP" or not (has_ll or v6_off) or tentative:
                     pending.append(entry["ifname"])
         if not pending or time.monotonic() > deadline:
@@ -106,8 +79,9 @@ def settle(netns_names: list[str | None], timeout: float = 5.0) -> None:
 
 def ptp_snapshot(ct_name: str, ifname: str = "eth0") -> dict:
     """Links, addresses, routes (container and sandbox host), sysctls, nat,
-    once the links have settled."""
-    settle([None, ct_name])
+    once the links are up with their link-local addresses (not waiting the
+    second of DAD on them: no part of the snapshot depends on it)."""
+    settle([None, ct_name], dad=False)
     return snapshot(
         NO_BRIDGE,
         ct_name,

@@ -128,3 +128,29 @@ def leaked_netns() -> list[str]:
 def netns_exists(name: str) -> bool:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return name in {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _netns_id() -> tuple[int, int]:
+    st = os.stat("/proc/thread-self/ns/net")
+    return st.st_dev, st.st_ino
+
+
+#: the netns the test process started in (the real host's, for the suite)
+_STARTED_IN = _netns_id()
+
+
+def no_dad(netns: str | None = None) -> None:
+    """No IPv6 duplicate address detection on links made in `netns` (None:
+    the calling thread's) from now on: their addresses are usable at once,
+    so a plugin's wait for DAD returns at its first look. For tests of
+    something else than addresses (fault matrices), which otherwise wait a
+    second or two per ADD; a sandbox's own setting, gone with it."""
+    if netns is None and _netns_id() == _STARTED_IN:
+        raise RuntimeError("no_dad() outside a sandbox netns would change the real host")
+    for scope in ("all", "default"):
+        path = f"/proc/sys/net/ipv6/conf/{scope}/accept_dad"
+        if netns is None:
+            with open(path, "w") as f:
+                f.write("0")
+        else:
+            in_netns(netns, "sh", "-c", f"echo 0 > {path}", check=True)

@@ -137,24 +137,10 @@ def _links_state(netns: str | None, macs: dict) -> dict:
 
 
 def _routes_state(netns: str | None) -> list[str]:
-    out = []
-    for family in ("-4", "-6"):
-        for r in ip_json(family, "route", "show", "table", "all", netns=netns):
-            if r.get("table") == "local":
-                continue
-            parts = [family, r.get("type", "unicast"), r["dst"]]
-            if r.get("gateway"):
-                parts.append("via " + r["gateway"])
-            for hop in r.get("nexthops", []):
-                parts.append(f"nexthop via {hop.get('gateway')} dev {hop.get('dev')}")
-            parts.append("dev " + str(r.get("dev")))
-            for key in ("table", "protocol", "scope", "metric", "prefsrc", "pref"):
-                if key in r:
-                    parts.append(f"{key} {r[key]}")
-            if r.get("flags"):
-                parts.append("flags " + ",".join(sorted(r["flags"])))
-            out.append(" ".join(parts))
-    return sorted(out)
+    """support.bridge's route lines (no link here is a bridge)."""
+    from support.bridge import _routes_state as routes_state
+
+    return routes_state(netns, "-no-bridge-")
 
 
 def snapshot(ct_name: str, ifname: str = "eth0", fixed_macs=()) -> dict:
@@ -398,3 +384,33 @@ def cmd(
         verb.upper(), "mv-ctr", netns, ifname, args, ["/nonexistent"], json.dumps(conf).encode()
     )
     return getattr(module, "cmd_" + verb)(a)
+
+
+def lifecycle_or_skip(kind: str, c: dict, ct, data_dir: Path, cni_path: list[str], config: str):
+    """ADD, CHECK, DEL twice of `kind` in `ct` (its eth0 after ADD is
+    returned, for the caller's own look). A kernel without `kind` links
+    (lacking `config`, as CONFIG_IPVLAN) must fail the ADD with an error
+    naming it and keep nothing (links, reservations); DEL still succeeds;
+    the test then skips with that reason."""
+    import pytest
+
+    from support.cni import reservations
+    from support.outcomes import err, ok
+
+    out = run(kind, "ADD", c, ct, path=cni_path)
+    if not out.ok:
+        _, msg = err(out)
+        assert f"this kernel has no {kind} support ({config})" in msg, msg
+        assert sorted(links(ct.name)) == ["lo"]
+        assert not [n for n in links() if n.startswith("veth")]
+        assert reservations(data_dir, c["name"]) == []
+        ok(run(kind, "DEL", c, ct, path=cni_path))
+        pytest.skip(f"kernel refuses {kind}: {msg}")
+    eth0 = links(ct.name)["eth0"]
+    assert eth0["linkinfo"]["info_kind"] == kind
+    ok(run(kind, "CHECK", {**c, "prevResult": out.json}, ct, path=cni_path))
+    ok(run(kind, "DEL", c, ct, path=cni_path))
+    ok(run(kind, "DEL", c, ct, path=cni_path))
+    assert sorted(links(ct.name)) == ["lo"]
+    assert reservations(data_dir, c["name"]) == []
+    return eth0

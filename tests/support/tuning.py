@@ -161,11 +161,6 @@ def files_under(path: Path | str) -> list[str]:
 
 
 def normalize(result: dict | None, ct) -> dict | None:
-    """The container path replaced; an empty "dns" dropped (Go 1.1.1
-    prints "dns": {} in 1.x results, newer libcni and pycni do not)."""
-    if result is None:
-        return None
-    out = json.loads(json.dumps(result).replace(ct.path, "<netns>"))
-    if out.get("dns") == {}:
-        del out["dns"]
-    return out
+    from support.differential import normalize
+
+    return normalize(result, ct.path)

@@ -3,35 +3,17 @@
 Every kernel test runs with the test thread in a sandbox host netns
 (`host_ns`), so the plugin processes it starts create their bridge, veths,
 sysctls and nftables/iptables rules there; containers are `netns_factory()`
-namespaces. A CNI_PATH directory holds an executable `host-local` that runs
-pycni's host-local.
+namespaces. cni_path (an executable `host-local` that runs pycni's
+host-local) and data_dir come from tests/plugins/conftest.py.
 """
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 
 from support.bridge import Net
-from support.plugin_dirs import write_launcher
-
-
-@pytest.fixture
-def cni_path(tmp_path: Path) -> list[str]:
-    """A CNI_PATH with an executable `host-local` launching pycni's host-local."""
-    bindir = tmp_path / "cnibin"
-    bindir.mkdir()
-    write_launcher(bindir / "host-local", "pycni.plugins.ipam.host_local")
-    return [str(bindir)]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "ipam"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture

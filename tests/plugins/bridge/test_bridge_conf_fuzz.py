@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from pycni.plugins.main.bridge import conf as bridge_conf
 from pycni.spec.errors import CNIError
 
+from support.fuzz import configs as configs_of
+
 KEYS = [
     "bridge",
     "isGateway",
@@ -35,26 +37,7 @@ KEYS = [
     "Bridge",
 ]
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(
-            st.sampled_from([*KEYS, "id", "minID", "maxID", "type", "mac", "cni"]),
-            inner,
-            max_size=4,
-        ),
-    ),
-    max_leaves=12,
-)
-configs = st.dictionaries(st.sampled_from(KEYS), json_value, max_size=8)
+configs = configs_of(KEYS, nested=["id", "minID", "maxID", "type", "mac", "cni"], max_size=8)
 cni_args = st.one_of(
     st.just(""),
     st.text(max_size=30),

@@ -88,7 +88,6 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
     veth pair, the IPAM reservation, the masquerade rules of both families
     and the spoof-check rules are all removed again."""
     from pycni.plugins.main.bridge import verbs as bridge
-    from pycni.skel import CmdArgs
     from pycni.spec.errors import CNIError
 
     ct = netns_factory()
@@ -99,19 +98,6 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
         ipMasqBackend="nftables",
         macspoofchk=True,
     )
-    import json
-
-    stdin = json.dumps(conf).encode()
-    env = {
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": "ctr-roll",
-        "CNI_NETNS": ct.path,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": net.cni_path[0],
-        "CNI_ARGS": "",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
 
     def broken(host, name):
         assert "masquerade comment" in nft_ruleset()
@@ -119,14 +105,12 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
         raise CNIError(999, "injected failure after everything was set up")
 
     monkeypatch.setattr(bridge, "wait_port_up", broken)
-    args = CmdArgs.from_env(env, stdin)
     with pytest.raises(CNIError, match="injected failure"):
-        bridge.cmd_add(args)
+        net.add_in_process(bridge, ct, conf, "ctr-roll", monkeypatch)
     assert_nothing_left(net, ct)
 
     # and the same with the iptables backend
     conf["ipMasqBackend"] = "iptables"
-    args = CmdArgs.from_env(env, json.dumps(conf).encode())
 
     def broken_ipt(host, name):
         assert format_chain_name(net.name, "ctr-roll") in iptables_save()
@@ -135,7 +119,7 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
 
     monkeypatch.setattr(bridge, "wait_port_up", broken_ipt)
     with pytest.raises(CNIError, match="injected failure"):
-        bridge.cmd_add(args)
+        net.add_in_process(bridge, ct, conf, "ctr-roll", monkeypatch)
     assert_nothing_left(net, ct)
 
 

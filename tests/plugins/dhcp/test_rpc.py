@@ -378,13 +378,18 @@ def go_daemon(sock: Path, *flags: str):
         proc.stderr.close()
 
 
+def go_args(container_id: str, ns, ifname: str) -> dict:
+    """The CmdArgs a plugin sends the daemon for CONF in `ns`."""
+    return wire.cmdargs(
+        container_id, ns.path, ifname, "", "/usr/lib/cni", json.dumps(CONF).encode()
+    )
+
+
 @needs_go_dhcp
 def test_release_of_unknown_lease_through_go_daemon(host_ns, container_ns, sockdir):
     sock = sockdir / "dhcp.sock"
     with go_daemon(sock):
-        args = wire.cmdargs(
-            "gbctr", container_ns.path, "eth0", "", "/usr/lib/cni", json.dumps(CONF).encode()
-        )
+        args = go_args("gbctr", container_ns, "eth0")
         assert rpc.call(str(sock), "DHCP.Release", args, timeout=10) == {}
         # twice: DEL is idempotent
         assert rpc.call(str(sock), "DHCP.Release", args, timeout=10) == {}
@@ -394,9 +399,7 @@ def test_release_of_unknown_lease_through_go_daemon(host_ns, container_ns, sockd
 def test_go_daemon_errors_are_remote_errors(host_ns, container_ns, sockdir):
     sock = sockdir / "dhcp.sock"
     with go_daemon(sock):
-        missing = wire.cmdargs(
-            "gbctr", container_ns.path, "gbnope0", "", "/usr/lib/cni", json.dumps(CONF).encode()
-        )
+        missing = go_args("gbctr", container_ns, "gbnope0")
         with pytest.raises(rpc.RemoteError) as exc:
             rpc.call(str(sock), "DHCP.Allocate", missing, timeout=20)
         assert 'error looking up "gbnope0"' in str(exc.value)
@@ -419,9 +422,7 @@ def test_full_allocate_and_release_through_go_daemon(lan, netns_factory, sockdir
     lan.attach(ctr, "eth0")
     daemon = Daemon(lan, sockdir / "go.sock", "-timeout", "2s", go=True)
     try:
-        args = wire.cmdargs(
-            "gbfull", ctr.path, "eth0", "", "/usr/lib/cni", json.dumps(CONF).encode()
-        )
+        args = go_args("gbfull", ctr, "eth0")
         reply = rpc.call(str(daemon.socket_path), "DHCP.Allocate", args, timeout=60)
         result = wire.result_from_go(reply, "1.0.0")
         [ipc] = result.ips

@@ -1,4 +1,5 @@
-"""Fixtures for the dummy tests: namespaces named "hd-..."."""
+"""Fixtures for the dummy tests: namespaces named "hd-..." (test_dummy.py runs
+every test from a sandbox host netns: its pytestmark)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,3 @@ import pytest
 @pytest.fixture
 def netns_options() -> dict:
     return {"prefix": "hd"}
-
-
-@pytest.fixture(autouse=True)
-def _in_sandbox(host_ns):
-    """Plugins run from a sandbox host netns: a mistake cannot touch the real one."""
-    yield

@@ -21,6 +21,9 @@ from support.iplink_bytes import canonical, load, sent_by
 from support.outcomes import err, ok
 from support.sandbox import ip_json
 
+# plugins run from a sandbox host netns: a mistake cannot touch the real one
+pytestmark = pytest.mark.usefixtures("host_ns")
+
 PLUGIN = "pycni.plugins.main.dummy"
 
 

@@ -4,6 +4,7 @@ name, without our alias, and releases the address."""
 
 from __future__ import annotations
 
+from support.faults import occurrences
 from support.host_device import DEV, IFNAME, MAC
 from support.outcomes import ok
 
@@ -11,12 +12,7 @@ from support.outcomes import ok
 def steps_of(hd, command: str, conf: dict, ct) -> list[str]:
     trace = hd.tmp / f"trace-{command}"
     ok(hd.run(command, conf, ct, env={"PYCNI_FAULT_TRACE": str(trace)}))
-    seen: dict[str, int] = {}
-    out = []
-    for name in trace.read_text().split():
-        seen[name] = seen.get(name, 0) + 1
-        out.append(f"{name}#{seen[name]}")
-    return out
+    return [fault for fault, _ in occurrences(trace.read_text().split())]
 
 
 def back_on_host(hd, ct) -> dict:

@@ -7,33 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from support.cni import reservations
-from support.outcomes import err, ok
-from support.sublink import conf, links, run
+from support.sublink import conf, lifecycle_or_skip, links
 
 
 @pytest.mark.parametrize("mode", ["l2", "l3", "l3s"])
 def test_lifecycle_or_named_missing_support(mode, uplink, netns_factory, data_dir, cni_path):
-    ct = netns_factory("ct")
     c = conf("ipvlan", data_dir, master=uplink, mode=mode)
-    out = run("ipvlan", "ADD", c, ct, path=cni_path)
-    if not out.ok:
-        _, msg = err(out)
-        assert "this kernel has no ipvlan support (CONFIG_IPVLAN)" in msg, msg
-        assert sorted(links(ct.name)) == ["lo"]
-        assert not [n for n in links() if n.startswith("veth")]
-        assert reservations(data_dir, c["name"]) == []
-        ok(run("ipvlan", "DEL", c, ct, path=cni_path))
-        pytest.skip(f"kernel refuses ipvlan: {msg}")
-    res = out.json
-    eth0 = links(ct.name)["eth0"]
-    assert eth0["linkinfo"]["info_kind"] == "ipvlan"
+    eth0 = lifecycle_or_skip("ipvlan", c, netns_factory("ct"), data_dir, cni_path, "CONFIG_IPVLAN")
     assert eth0["linkinfo"]["info_data"]["mode"] == mode
-    ok(run("ipvlan", "CHECK", {**c, "prevResult": res}, ct, path=cni_path))
-    ok(run("ipvlan", "DEL", c, ct, path=cni_path))
-    ok(run("ipvlan", "DEL", c, ct, path=cni_path))
-    assert sorted(links(ct.name)) == ["lo"]
-    assert reservations(data_dir, c["name"]) == []
 
 
 def test_go_reference_fails_too_on_this_kernel(uplink, netns_factory, tmp_path):

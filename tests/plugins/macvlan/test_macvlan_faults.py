@@ -10,6 +10,7 @@ import signal
 
 from support.cni import reservations
 from support.outcomes import ok
+from support.sandbox import no_dad
 from support.sublink import conf, links, run
 
 
@@ -22,7 +23,9 @@ def _steps(c, ct, cni_path, trace) -> list[str]:
 def test_killed_at_every_add_step_then_del_cleans(
     uplink, netns_factory, data_dir, cni_path, tmp_path
 ):
+    no_dad()  # an ADD need not wait a second for IPv6 DAD
     ct = netns_factory("ct")
+    no_dad(ct.name)
     c = conf("macvlan", data_dir, master=uplink, subnets=("198.18.41.0/24", "fd00:18:41::/64"))
     steps = _steps(c, ct, cni_path, tmp_path / "trace")
     assert "macvlan.add.create" in steps and "macvlan.add.rename" in steps
@@ -31,6 +34,7 @@ def test_killed_at_every_add_step_then_del_cleans(
     for step in steps:
         seen[step] = seen.get(step, 0) + 1
         ct = netns_factory("ct")
+        no_dad(ct.name)
         out = run(
             "macvlan", "ADD", c, ct, path=cni_path, env={"PYCNI_FAULT_STEP": f"{step}#{seen[step]}"}
         )

@@ -20,6 +20,7 @@ from pycni.plugins.pkg import sublink
 from pycni.plugins.pkg.netns import NetnsGone
 from pycni.spec.errors import ERR_INTERNAL, ERR_INVALID_NETWORK_CONFIG, CNIError
 
+from support.fuzz import json_values
 from support.sublink import FakeNl, make_link, make_route
 
 
@@ -109,20 +110,6 @@ def test_delete_reports_other_kernel_errors(monkeypatch):
 
 # --- hostile configs ------------------------------------------------------------------
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**40), max_value=2**40),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 KEYS = [
     "master",
     "mode",
@@ -141,7 +128,13 @@ KEYS = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(KEYS), json_value, max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(KEYS),
+        json_values(st.text(max_size=8), list_size=3, dict_size=3, max_leaves=8),
+        max_size=6,
+    )
+)
 def test_hostile_configs_are_cni_errors(conf):
     for decode in (
         lambda c: macvlan_conf.load(c, "", strict=True),

@@ -3,7 +3,6 @@ naming the key, found before anything is touched."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -97,7 +96,6 @@ def test_failing_step_after_masquerade_rolls_everything_back(
     masquerade rules of both families, in either backend, are removed."""
     from pycni.plugins.main.ptp import verbs as ptp
     from pycni.plugins.pkg import masquerade
-    from pycni.skel import CmdArgs
     from pycni.spec.errors import CNIError
 
     ct = netns_factory()
@@ -118,19 +116,8 @@ def test_failing_step_after_masquerade_rolls_everything_back(
         conf = net.conf(
             subnets=("198.18.10.0/24", "fd00:18:10::/64"), ipMasq=True, ipMasqBackend=backend
         )
-        env = {
-            "CNI_COMMAND": "ADD",
-            "CNI_CONTAINERID": "ctr-roll",
-            "CNI_NETNS": ct.path,
-            "CNI_IFNAME": "eth0",
-            "CNI_PATH": net.cni_path[0],
-            "CNI_ARGS": "",
-        }
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        args = CmdArgs.from_env(env, json.dumps(conf).encode())
         with pytest.raises(CNIError, match="injected failure"):
-            ptp.cmd_add(args)
+            net.add_in_process(ptp, ct, conf, "ctr-roll", monkeypatch)
         assert_nothing_left(net, ct)
 
 
@@ -139,7 +126,6 @@ def test_failing_host_route_rolls_back(net, netns_factory, monkeypatch):
     from pycni.kernel.netlink import NetlinkError
     from pycni.plugins.main.ptp import links as ptp_links
     from pycni.plugins.main.ptp import verbs as ptp
-    from pycni.skel import CmdArgs
     from pycni.spec.errors import CNIError
 
     def broken(host_nl, name, result):
@@ -147,19 +133,8 @@ def test_failing_host_route_rolls_back(net, netns_factory, monkeypatch):
 
     monkeypatch.setattr(ptp, "setup_host_veth", broken)
     ct = netns_factory()
-    env = {
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": "ctr-hostroute",
-        "CNI_NETNS": ct.path,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": net.cni_path[0],
-        "CNI_ARGS": "",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    args = CmdArgs.from_env(env, json.dumps(net.conf()).encode())
     with pytest.raises(CNIError, match="failed to add route on host"):
-        ptp.cmd_add(args)
+        net.add_in_process(ptp, ct, net.conf(), "ctr-hostroute", monkeypatch)
     assert_nothing_left(net, ct)
 
 

@@ -13,20 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from support.bridge import links
+from support.faults import occurrences
 from support.outcomes import ok
 from support.ptp import host_veths, no_rules_left, routes_of
+from support.sandbox import no_dad
 
 CID = "pt-fault"
-
-
-def occurrences(steps: list[str]) -> list[str]:
-    """Each step as `name#n` (its n-th time), as PYCNI_FAULT_STEP takes it."""
-    seen: dict[str, int] = {}
-    out = []
-    for s in steps:
-        seen[s] = seen.get(s, 0) + 1
-        out.append(f"{s}#{seen[s]}")
-    return out
 
 
 def nothing_left(net, ct) -> list[str]:
@@ -46,6 +38,8 @@ def nothing_left(net, ct) -> list[str]:
 
 def test_kill_at_every_step_then_del_cleans_up(net, netns_factory, tmp_path: Path):
     ct = netns_factory()
+    no_dad()  # an ADD need not wait a second for IPv6 DAD
+    no_dad(ct.name)
     conf = net.conf(subnets=("198.18.12.0/24", "fd00:18:12::/64"), ipMasq=True)
     runner = net.runner(ct, container_id=CID)
 
@@ -61,19 +55,15 @@ def test_kill_at_every_step_then_del_cleans_up(net, netns_factory, tmp_path: Pat
     assert "ptp.del.delete-veth" in del_steps, del_steps
 
     failures = []
-    for fault in occurrences(add_steps):
-        out = runner.add(conf, env={"PYCNI_FAULT_STEP": fault})
-        assert not out.ok, f"ADD survived its fault at {fault}"
-        cleanup = runner.delete(conf)
-        if not cleanup.ok:
-            failures.append(f"ADD killed at {fault}: DEL failed: {cleanup}")
-        failures += [f"ADD killed at {fault}: {p}" for p in nothing_left(net, ct)]
-    for fault in occurrences(del_steps):
-        ok(runner.add(conf))
-        out = runner.delete(conf, env={"PYCNI_FAULT_STEP": fault})
-        assert not out.ok, f"DEL survived its fault at {fault}"
-        cleanup = runner.delete(conf)
-        if not cleanup.ok:
-            failures.append(f"DEL killed at {fault}: the next DEL failed: {cleanup}")
-        failures += [f"DEL killed at {fault}: {p}" for p in nothing_left(net, ct)]
+    for verb, steps in (("ADD", add_steps), ("DEL", del_steps)):
+        for fault, _ in occurrences(steps):
+            if verb == "DEL":
+                ok(runner.add(conf))
+            run = runner.add if verb == "ADD" else runner.delete
+            out = run(conf, env={"PYCNI_FAULT_STEP": fault})
+            assert not out.ok, f"{verb} survived its fault at {fault}"
+            cleanup = runner.delete(conf)  # the runtime's DEL after a failed ADD or DEL
+            if not cleanup.ok:
+                failures.append(f"{verb} killed at {fault}: the DEL after it failed: {cleanup}")
+            failures += [f"{verb} killed at {fault}: {p}" for p in nothing_left(net, ct)]
     assert not failures, "\n".join(failures)

@@ -16,6 +16,9 @@ from pycni.skel.testing import run_plugin
 from support.outcomes import err, ok
 from support.sandbox import in_netns, ip, ip_json
 
+# plugins run from a sandbox host netns: a mistake cannot touch the real one
+pytestmark = pytest.mark.usefixtures("host_ns")
+
 PLUGIN = "pycni.plugins.main.tap"
 IFNAME = "tap0"
 IFF_PERSIST = 0x0800

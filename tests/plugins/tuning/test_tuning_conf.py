@@ -15,6 +15,8 @@ from pycni.plugins.meta.tuning import conf as tconf
 from pycni.spec.errors import CNIError
 from pycni.spec.jsonutil import go_loads
 
+from support.fuzz import configs
+
 BASE = {"cniVersion": "1.0.0", "name": "tunnet", "type": "tuning"}
 
 
@@ -431,27 +433,17 @@ def test_put_back_restores_or_removes(tmp_path):
 
 KEYS = ["sysctl", "mac", "promisc", "mtu", "txQLen", "allmulti", "dataDir", "runtimeConfig", "args"]
 KEYS += ["SYSCTL", "Mac", "cni"]
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-    st.sampled_from(["net.ipv4.ip_forward", "kernel.x", "02:00:00:00:00:01", "net/../.."]),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3),
-        st.dictionaries(st.sampled_from([*KEYS, "net.a", "net.IFNAME.b"]), inner, max_size=4),
-    ),
-    max_leaves=12,
+HOSTILE = configs(
+    KEYS,
+    nested=["net.a", "net.IFNAME.b"],
+    leaves=["net.ipv4.ip_forward", "kernel.x", "02:00:00:00:00:01", "net/../.."],
+    list_size=3,
 )
 
 
 @settings(max_examples=400, deadline=None)
 @given(
-    doc=st.dictionaries(st.sampled_from(KEYS), json_value, max_size=6),
+    doc=HOSTILE,
     cni_args=st.sampled_from(["", "MAC=02:00:00:00:00:09", "MAC=zz", "X=1", "IgnoreUnknown=1;X=1"]),
 )
 def test_any_config_decodes_or_raises_a_cni_error(doc, cni_args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.faults import occurrences
 from support.outcomes import ok
 from support.tuning import conf, files_under, link_state, run_tuning
 
@@ -25,12 +26,7 @@ def steps_of(command: str, ct, data_dir, tmp_path) -> list[str]:
     """The fault points a clean run passes, each as "name#n"."""
     trace = tmp_path / f"trace-{command}"
     ok(run_tuning(command, conf(ct, data_dir, **FULL), ct, env={"PYCNI_FAULT_TRACE": str(trace)}))
-    seen: dict[str, int] = {}
-    out = []
-    for name in trace.read_text().split():
-        seen[name] = seen.get(name, 0) + 1
-        out.append(f"{name}#{seen[name]}")
-    return out
+    return [fault for fault, _ in occurrences(trace.read_text().split())]
 
 
 def test_every_add_step_then_del(ct, data_dir, tmp_path):

@@ -9,30 +9,13 @@ from hypothesis import strategies as st
 from pycni.plugins.meta.vrf import conf as vrf_conf
 from pycni.spec.errors import CNIError
 
-KEYS = ["vrfname", "vrfName", "table", "Table", "name", "ipam", "prevResult"]
+from support.fuzz import configs
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(
-            st.sampled_from([*KEYS, "type", "nameservers", "search"]), inner, max_size=4
-        ),
-    ),
-    max_leaves=12,
-)
-configs = st.dictionaries(st.sampled_from(KEYS), json_value, max_size=6)
+KEYS = ["vrfname", "vrfName", "table", "Table", "name", "ipam", "prevResult"]
 
 
 @settings(max_examples=300, deadline=None)
-@given(configs)
+@given(configs(KEYS, nested=["type", "nameservers", "search"]))
 def test_vrf_conf_never_crashes(conf):
     try:
         n = vrf_conf.load(conf)
