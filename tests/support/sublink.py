@@ -339,7 +339,7 @@ def fake_env(monkeypatch, host: FakeNl, ctr: FakeNl) -> list:
     def open_netlink(netns=None):
         return host if netns is None else ctr
 
-    def add_and_configure(ipam_type, stdin, result, ctr_nl, netns, ifname, undo, before_configure):
+    def add_and_configure(args, ipam_type, result, ctr_nl, undo, before_configure):
         calls.append(("ipam_add", ipam_type))
         undo.push("release", lambda: calls.append(("ipam_del", ipam_type)))
         if ipam_type == "failing":
@@ -349,7 +349,7 @@ def fake_env(monkeypatch, host: FakeNl, ctr: FakeNl) -> list:
         ipam = Result(ips=[IPConfig("198.18.41.2/24", "198.18.41.1")])
         result.ips = ipam.ips
         before_configure(result)
-        calls.append(("configure", ifname, [(i.address, i.interface) for i in result.ips]))
+        calls.append(("configure", args.ifname, [(i.address, i.interface) for i in result.ips]))
 
     monkeypatch.setattr(sublink, "open_netlink", open_netlink)
     monkeypatch.setattr(sublink, "add_and_configure", add_and_configure)

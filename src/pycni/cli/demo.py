@@ -11,11 +11,10 @@ or QUIT (see `pycni.cli.signals`).
 
 from __future__ import annotations
 
-import os
 import time
 
 from pycni.cli import defaultnet
-from pycni.cli.demo_sandbox import DemoFailed, Sandbox, host_link_names, ms, say, table
+from pycni.cli.demo_sandbox import DemoFailed, Sandbox, check_all, ms, say, table
 
 HELP = """\
 Everything happens in namespaces the demo creates and removes: a sandbox
@@ -70,7 +69,6 @@ def run_demo(out=say, trap=None) -> None:
     from pycni.kernel.netlink import RtNetlink
     from pycni.runtime import CNIConfig, RuntimeConf
 
-    host_links_before = host_link_names()
     box = Sandbox()
     try:
         box.host = box.new_netns("host")
@@ -145,10 +143,7 @@ def run_demo(out=say, trap=None) -> None:
                     f"a:{CTR_PORT}: {reply.decode()!r}"
                 )
 
-            for name, (rt, _) in containers.items():
-                start = time.monotonic()
-                cni.check_network_list(net, rt)
-                out(f"[4] CHECK container {name}: ok ({ms(start)})")
+            check_all(out, cni, net, containers)
 
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
@@ -179,16 +174,8 @@ def run_demo(out=say, trap=None) -> None:
             if ports or held or cached or mapped:
                 raise DemoFailed("DEL left state behind")
     finally:
-        if trap is not None:
-            trap.hold()
-        box.close()
-    left = [n for n in box.namespaces if os.path.exists(f"/run/netns/{n}")]
-    if left:
-        raise DemoFailed(f"namespaces still present: {left}")
-    if host_link_names() != host_links_before:
-        raise DemoFailed("the real host's links changed")
-    out(f"      sandbox          removed ({len(box.namespaces)} namespaces)")
-    out(f"      real host        untouched ({len(host_links_before)} links before and after)")
+        box.close(trap)
+    box.verify_removed(out, 17)
 
 
 def main(argv: list[str]) -> int:

@@ -11,13 +11,12 @@ server's lease file shows it). Nothing outside the sandbox is touched.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from pycni.cli.demo_sandbox import DemoFailed, Sandbox, host_link_names, ms, say, table
+from pycni.cli.demo_sandbox import DemoFailed, Sandbox, check_all, ms, say, table
 
 LAN_BRIDGE = "lan0"
 UPLINK = "uplink"
@@ -114,9 +113,7 @@ def run_demo(out=say, trap=None) -> None:
     from pycni.runtime import CNIConfig, RuntimeConf
     from pycni.spec.config import network_config_list_from_bytes
 
-    host_links_before = host_link_names()
     box = Sandbox()
-    dnsmasq = daemon = None
     try:
         box.host = box.new_netns("host")
         lan = box.new_netns("lan")
@@ -137,6 +134,7 @@ def run_demo(out=say, trap=None) -> None:
             lan,
             box.tmp / "dnsmasq.log",
         )
+        box.defer(_stop, dnsmasq)
         bin_dir = box.tmp / "bin"
         install(bin_dir)
         socket_path = box.tmp / "run" / "dhcp.sock"
@@ -146,6 +144,7 @@ def run_demo(out=say, trap=None) -> None:
             box.host,
             daemon_log,
         )
+        box.defer(_stop, daemon)
         _wait_for_socket(socket_path, daemon, daemon_log)
         net = network_config_list_from_bytes(network_bytes(str(socket_path)))
         cni = CNIConfig(path=[str(bin_dir)], cache_dir=str(box.tmp / "cache"), timeout=60)
@@ -189,10 +188,7 @@ def run_demo(out=say, trap=None) -> None:
             out(f"[3] PING  {src} -> {dst} ({target}): {len(rtts)}/3 replies")
 
         with netns.enter(box.host):
-            for name, (rt, _) in containers.items():
-                start = time.monotonic()
-                cni.check_network_list(net, rt)
-                out(f"[4] CHECK container {name}: ok ({ms(start)})")
+            check_all(out, cni, net, containers)
             for name, (rt, _) in containers.items():
                 start = time.monotonic()
                 cni.del_network_list(net, rt)
@@ -206,15 +202,5 @@ def run_demo(out=say, trap=None) -> None:
         if left or cached:
             raise DemoFailed("DEL left state behind")
     finally:
-        if trap is not None:
-            trap.hold()
-        _stop(daemon)
-        _stop(dnsmasq)
-        box.close()
-    gone = [n for n in box.namespaces if os.path.exists(f"/run/netns/{n}")]
-    if gone:
-        raise DemoFailed(f"namespaces still present: {gone}")
-    if host_link_names() != host_links_before:
-        raise DemoFailed("the real host's links changed")
-    out(f"      sandbox               removed ({len(box.namespaces)} namespaces, 2 processes)")
-    out(f"      real host             untouched ({len(host_links_before)} links before and after)")
+        box.close(trap)
+    box.verify_removed(out, 22, note=", 2 processes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -9,6 +10,10 @@ import time
 from pathlib import Path
 
 from pycni.cli.main import Failure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
 
 
 class DemoFailed(Failure):
@@ -22,13 +27,21 @@ def say(line: str = "") -> None:
 
 
 class Sandbox:
-    """Namespaces and directories the demo creates, all removed by close()."""
+    """Namespaces, directories and processes the demo creates, all removed
+    by close(); verify_removed() then proves it, and that the real host's
+    links are what they were when the sandbox was made."""
 
     def __init__(self) -> None:
+        self.host_links_before = host_link_names()
         self.tag = secrets.token_hex(3)
         self.tmp = Path(tempfile.mkdtemp(prefix="pycni-demo-"))
         self.namespaces: list[str] = []
         self.host = ""
+        self._cleanups: list[tuple[Callable[..., object], tuple]] = []
+
+    def defer(self, fn: Callable[..., object], *args: object) -> None:
+        """Have close() call `fn(*args)` before the namespaces go (last deferred, first called)."""
+        self._cleanups.append((fn, args))
 
     def new_netns(self, role: str) -> str:
         from pycni.kernel import netns
@@ -37,12 +50,31 @@ class Sandbox:
         self.namespaces.append(name)  # first: an interrupted create is removed too
         return netns.create_named(name)
 
-    def close(self) -> None:
+    def close(self, trap=None) -> None:
+        """The teardown; `trap` (a `signals.Trap`) is held so that a signal
+        cannot cut it short."""
         from pycni.kernel import netns
 
+        if trap is not None:
+            trap.hold()
+        for fn, args in reversed(self._cleanups):
+            fn(*args)
         for name in reversed(self.namespaces):
             netns.delete_named(name)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def verify_removed(self, out, width: int, note: str = "") -> None:
+        """After close(): no namespace of the sandbox is left and the real
+        host's links are unchanged; says so in two report lines whose label
+        column is `width` wide (`note` is added to the sandbox line)."""
+        left = [n for n in self.namespaces if os.path.exists(f"/run/netns/{n}")]
+        if left:
+            raise DemoFailed(f"namespaces still present: {left}")
+        if host_link_names() != self.host_links_before:
+            raise DemoFailed("the real host's links changed")
+        n = len(self.host_links_before)
+        out(f"      {'sandbox':<{width}}removed ({len(self.namespaces)} namespaces{note})")
+        out(f"      {'real host':<{width}}untouched ({n} links before and after)")
 
 
 def host_link_names() -> list[str]:
@@ -54,6 +86,14 @@ def host_link_names() -> list[str]:
 
 def ms(start: float) -> str:
     return f"{(time.monotonic() - start) * 1000:.0f} ms"
+
+
+def check_all(out, cni, net, containers: dict) -> None:
+    """Step [4] of both demos: CHECK of each container ({name: (rt, result)}), timed."""
+    for name, (rt, _) in containers.items():
+        start = time.monotonic()
+        cni.check_network_list(net, rt)
+        out(f"[4] CHECK container {name}: ok ({ms(start)})")
 
 
 def table(rows: list[list[str]]) -> str:

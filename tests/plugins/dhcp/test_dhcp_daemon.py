@@ -70,6 +70,7 @@ def test_listen_replaces_only_a_dead_socket(tmp_path):
     path = tmp_path / "sub" / "dir" / "dhcp.sock"
     first = daemon.listen(str(path))
     assert oct((tmp_path / "sub").stat().st_mode & 0o777) == "0o700"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
     try:
         with pytest.raises(daemon.DaemonError, match="already listens"):
             daemon.listen(str(path))

@@ -1,4 +1,9 @@
-"""CHECK validators: what an ADD result says is really in the container."""
+"""CHECK validators: what an ADD result says is really in the container.
+
+Also the preamble every interface plugin's CHECK shares: prevResult is
+required, this attachment's interface is the one in it named CNI_IFNAME
+with CNI_NETNS as its sandbox, and that link exists with its MAC.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,72 @@ from pycni.kernel.netlink import AF_INET, AF_INET6, NetlinkError, RtNetlink
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.ipnet import IPNet, parse_ip
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.kernel.link import Link
+    from pycni.skel import CmdArgs
+    from pycni.spec.result import Interface, Result
+
+
+def required_prev_result(
+    args: CmdArgs, plugin: str = "", code: int = errors.ERR_INTERNAL
+) -> Result:
+    """prevResult, which CHECK cannot do without: "Required prevResult
+    missing" (prefixed "<plugin>: " where the reference's message is)."""
+    prev = args.prev_result
+    if prev is None:
+        prefix = f"{plugin}: " if plugin else ""
+        raise CNIError(code, f"{prefix}Required prevResult missing")
+    return prev
+
+
+def prev_interface(prev: Result, ifname: str, netns: str, explain: bool = False) -> Interface:
+    """The interface of prevResult named `ifname` with `netns` as its
+    sandbox (the last such, as the reference's loop keeps). Without one,
+    the reference's message (its empty sandbox is the double space), or with
+    `explain` pycni's clearer wording."""
+    found = None
+    for intf in prev.interfaces:
+        if intf.name == ifname and intf.sandbox == netns:
+            found = intf
+    if found is None:
+        if explain:
+            raise CNIError(
+                errors.ERR_INTERNAL,
+                f"Sandbox in prevResult doesn't match configured netns: {netns} "
+                f"(prevResult has no interface {ifname!r} in it)",
+            )
+        raise CNIError(
+            errors.ERR_INTERNAL, f"Sandbox in prevResult  doesn't match configured netns: {netns}"
+        )
+    return found
+
+
+def check_container_link(ctr_nl: RtNetlink, intf: Interface, kind: str = "") -> Link:
+    """The container link `intf` of prevResult exists, is a `kind` link
+    (when given) and has the recorded MAC (in any letter case)."""
+    link = ctr_nl.link_find(intf.name)
+    if link is None:
+        raise CNIError(
+            errors.ERR_INTERNAL, f"Container Interface name in prevResult: {intf.name} not found"
+        )
+    if kind and link.kind != kind:
+        raise CNIError(
+            errors.ERR_INTERNAL, f"Error: Container interface {intf.name} not of type {kind}"
+        )
+    if intf.mac and intf.mac.lower() != link.mac:
+        raise CNIError(
+            errors.ERR_INTERNAL,
+            f"Interface {intf.name} Mac {intf.mac} doesn't match container Mac: {link.mac}",
+        )
+    return link
+
+
+def validate_expected_result(ctr_nl: RtNetlink, netns: str, ifname: str, prev: Result) -> None:
+    """prevResult's addresses on `ifname` (each with its subnet route) and its routes."""
+    validate_expected_ips(ctr_nl, netns, ifname, prev.ips)
+    validate_expected_routes(ctr_nl, netns, prev.routes)
 
 
 def validate_expected_ips(ctr_nl: RtNetlink, netns: str, ifname: str, ips) -> None:

@@ -16,6 +16,12 @@ from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.result import Result
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from pycni.skel import CmdArgs
+
 
 def ipam_add(ipam_type: str, stdin_data: bytes, undo: Undo) -> Result:
     """ADD through the IPAM plugin; its DEL is pushed on `undo` once the ADD
@@ -33,25 +39,30 @@ def ipam_add(ipam_type: str, stdin_data: bytes, undo: Undo) -> Result:
 
 
 def add_and_configure(
+    args: CmdArgs,
     ipam_type: str,
-    stdin_data: bytes,
     result: Result,
     ctr_nl: RtNetlink,
-    netns: str,
-    ifname: str,
     undo: Undo,
-    before_configure=None,
+    before_configure: Callable[[Result], None] | None = None,
 ) -> None:
-    """IPAM ADD, its addresses, routes and DNS copied into `result`, then
-    ConfigureIface on `ifname`. `before_configure(result)` may adjust the
-    result first (gateways, interface indexes)."""
-    ipam_result = ipam_add(ipam_type, stdin_data, undo)
+    """IPAM ADD (with `args.stdin_data`), its addresses, routes and DNS
+    copied into `result`, then ConfigureIface on `args.ifname` in
+    `args.netns`. `before_configure(result)` may adjust the result first
+    (gateways, interface indexes)."""
+    ipam_result = ipam_add(ipam_type, args.stdin_data, undo)
     result.ips = [ipc.copy() for ipc in ipam_result.ips]
     result.routes = [r.copy() for r in ipam_result.routes]
     result.dns = ipam_result.dns.copy()
     if before_configure is not None:
         before_configure(result)
-    configure_iface(ctr_nl, netns, ifname, result)
+    configure_iface(ctr_nl, args.netns, args.ifname, result)
+
+
+def point_ips_at_link(result: Result) -> None:
+    """All addresses belong to the one interface of the result (index 0)."""
+    for ipc in result.ips:
+        ipc.interface = 0
 
 
 def ipam_del(ipam_type: str, stdin_data: bytes) -> None:

@@ -30,8 +30,15 @@ from pycni.netfilter.names import (
     format_hash_with_prefix,
     truncate_nft_comment,
 )
+from pycni.spec import errors
+from pycni.spec.errors import CNIError
 from pycni.spec.ipnet import IPNet, format_ip
 from pycni.spec.jsonutil import go_quote
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.plugins.pkg.transaction import Undo
+    from pycni.skel import CmdArgs
 
 FAMILY = "inet"
 TABLE = "cni_plugins_masquerade"
@@ -152,6 +159,55 @@ def gc(network: str, attachments: list[tuple[str, str]]) -> None:
             errs.append(str(err))
     if errs:
         raise MasqError("\n".join(errs))
+
+
+# --- the steps of the plugins' verbs (bridge, ptp): failures as CNIErrors ---------------
+
+
+def setup_step(
+    args: CmdArgs, addrs: list[str], network: str, backend: str | None, undo: Undo
+) -> None:
+    """ADD's ipMasq step for this attachment: the teardown is pushed on
+    `undo` first, so that a setup that fails halfway is removed too."""
+    undo.push("remove masquerade rules", teardown, addrs, network, args.ifname, args.container_id)
+    try:
+        setup(addrs, network, args.ifname, args.container_id, backend)
+    except MasqError as err:
+        raise CNIError(errors.ERR_INTERNAL, f"failed to set up IP masquerade: {err}")
+
+
+def teardown_step(
+    args: CmdArgs, addrs: list[str], network: str, client: nft.Nft | None = None
+) -> None:
+    """DEL's ipMasq step for this attachment (see teardown)."""
+    try:
+        teardown(addrs, network, args.ifname, args.container_id, client)
+    except MasqError as err:
+        raise CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
+
+
+def gc_verb(args: CmdArgs, network: str, ipam_type: str, ip_masq: bool) -> None:
+    """GC of a plugin with `ipMasq`: forwarded to IPAM (when configured),
+    then this network's rules of attachments that are not in the runtime's
+    list of valid ones (none touched when it sent no list). Both run; the
+    failures are reported together."""
+    from pycni.plugins.pkg.errors import Failures
+    from pycni.plugins.pkg.ipam import ipam_gc
+
+    failures = Failures()
+    if ipam_type:
+        failures.attempt(ipam_gc, ipam_type, args.stdin_data)
+    attachments = args.valid_attachments
+    if ip_masq and attachments is not None:
+        try:
+            gc(network, attachments)
+        except MasqError as err:
+            failures.add(
+                CNIError(
+                    errors.ERR_INTERNAL, f"failed to garbage-collect IP masquerade rules: {err}"
+                )
+            )
+    failures.raise_if_any()
 
 
 def present(ipns: list[str], network: str, ifname: str, container_id: str) -> bool:

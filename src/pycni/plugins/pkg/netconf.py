@@ -79,16 +79,20 @@ def _str_list(d: dict, key: str) -> list[str] | None:
     return list(items)
 
 
-def requested_mac(conf: dict, cni_args: str, check: bool) -> str:
+def requested_mac(conf: dict, cni_args: str, check: bool, own_key: bool = False) -> str:
     """The MAC asked for, with the reference's precedence: CNI_ARGS MAC <
-    args.cni.mac < runtimeConfig.mac; normalised (and validated) if `check`."""
+    args.cni.mac < runtimeConfig.mac (bridge); with `own_key` the config's
+    `mac` < CNI_ARGS MAC < runtimeConfig.mac (macvlan, tap: they do not read
+    args.cni). Normalised (and validated) if `check`."""
     mac = ""
     source = ""
+    if own_key:
+        mac, source = get_str(conf, "mac"), "mac"
     if cni_args:
         env = load_args(cni_args, {"MAC": "str"})
         if env.get("MAC"):
             mac, source = str(env["MAC"]), "CNI_ARGS MAC"
-    args = get_dict(conf, "args")
+    args = None if own_key else get_dict(conf, "args")
     if args:
         cni = get_dict(args, "cni")
         if cni:

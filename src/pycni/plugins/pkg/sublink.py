@@ -23,7 +23,14 @@ import os
 from pycni.faultpoint import step
 from pycni.kernel.link import IFF_LOOPBACK, Link
 from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
-from pycni.plugins.pkg.check import validate_expected_ips, validate_expected_routes
+from pycni.plugins.pkg.check import (
+    check_container_link,
+    prev_interface,
+    required_prev_result,
+    validate_expected_ips,
+    validate_expected_routes,
+)
+from pycni.plugins.pkg.ctrlink import delete_container_link, delete_if_present
 from pycni.plugins.pkg.errors import Failures, kernel_error
 from pycni.plugins.pkg.iface import configure_iface
 from pycni.plugins.pkg.ipam import (
@@ -32,9 +39,10 @@ from pycni.plugins.pkg.ipam import (
     ipam_del,
     ipam_gc,
     ipam_status,
+    point_ips_at_link,
 )
 from pycni.plugins.pkg.netconf import NetConf, invalid
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.sysctl import container_sysctls
 from pycni.plugins.pkg.transaction import Undo, add_transaction
 from pycni.spec import errors
@@ -182,7 +190,7 @@ def create(
         )
     except NetlinkError as err:
         raise creation_error(kind, conf.master, err)
-    undo.push(f"delete {kind} {tmp} in netns {netns}", delete_quietly, ctr_nl, tmp)
+    undo.push(f"delete {kind} {tmp} in netns {netns}", delete_if_present, ctr_nl, tmp)
     step(f"{kind}.add.rename")
     try:
         ctr_nl.link_set(ctr_nl.link_get(tmp), name=ifname)
@@ -194,7 +202,8 @@ def create(
                 f"already exists in netns {netns}",
             )
         raise kernel_error(f"failed to rename {kind} to {ifname!r} in netns {netns}", err)
-    undo.push(f"delete {kind} {ifname} in netns {netns}", delete_quietly, ctr_nl, ifname)
+    # undo steps run in order: one of the two names is always gone
+    undo.push(f"delete {kind} {ifname} in netns {netns}", delete_if_present, ctr_nl, ifname)
     try:
         return ctr_nl.link_get(ifname)
     except NetlinkError as err:
@@ -225,23 +234,8 @@ def creation_error(kind: str, master: str, err: NetlinkError) -> CNIError:
     return kernel_error(f"failed to create {kind}", err)
 
 
-def delete_quietly(nl: RtNetlink, name: str) -> None:
-    """Delete `name` if it is there (undo steps run in order; one of the two
-    names is always gone)."""
-    try:
-        nl.link_del(name)
-    except LinkNotFound:
-        pass
-
-
 def container_interface(link: Link, ifname: str, netns: str) -> Interface:
     return Interface(ifname, link.mac, netns)
-
-
-def point_ips_at_link(result: Result) -> None:
-    """All addresses belong to the one interface (index 0)."""
-    for ipc in result.ips:
-        ipc.interface = 0
 
 
 def notify_sysctls(ifname: str) -> list[tuple[str, str]]:
@@ -258,60 +252,10 @@ def notify_sysctls(ifname: str) -> list[tuple[str, str]]:
 def delete(kind: str, netns: str, ifname: str) -> None:
     """DEL's link removal: nothing to do without a netns, with the netns gone
     or with the interface gone; repeatable."""
-    if not netns:
-        return
-    try:
-        ctr_nl = open_netlink(netns)
-    except NetnsGone:
-        return
-    try:
-        step(f"{kind}.del.delete")
-        try:
-            ctr_nl.link_del(ifname)
-        except LinkNotFound:
-            pass
-        except NetlinkError as err:
-            raise kernel_error(f"failed to delete {ifname!r} in netns {netns}", err)
-    finally:
-        ctr_nl.close()
+    delete_container_link(netns, ifname, f"{kind}.del.delete", open_netlink)
 
 
 # --- CHECK ----------------------------------------------------------------------------
-
-
-def prev_container_interface(prev: Result, ifname: str, netns: str) -> Interface:
-    """The prevResult interface named `ifname` in `netns` (CHECK)."""
-    found = None
-    for intf in prev.interfaces:
-        if intf.name == ifname and intf.sandbox == netns:
-            found = intf
-    if found is None:
-        raise CNIError(
-            errors.ERR_INTERNAL,
-            f"Sandbox in prevResult doesn't match configured netns: {netns} "
-            f"(prevResult has no interface {ifname!r} in it)",
-        )
-    return found
-
-
-def check_link(ctr_nl: RtNetlink, intf: Interface, kind: str) -> Link:
-    """The container link of prevResult exists, is a `kind` and has its MAC."""
-    try:
-        link = ctr_nl.link_get(intf.name)
-    except LinkNotFound:
-        raise CNIError(
-            errors.ERR_INTERNAL, f"Container Interface name in prevResult: {intf.name} not found"
-        )
-    if link.kind != kind:
-        raise CNIError(
-            errors.ERR_INTERNAL, f"Error: Container interface {intf.name} not of type {kind}"
-        )
-    if intf.mac and intf.mac != link.mac:
-        raise CNIError(
-            errors.ERR_INTERNAL,
-            f"Interface {intf.name} Mac {intf.mac} doesn't match container Mac: {link.mac}",
-        )
-    return link
 
 
 def check_master_exists(conf: SubLinkConf, netns: str, nl: RtNetlink) -> None:
@@ -391,16 +335,7 @@ def _address(
         prepare(result)
         configure_iface(ctr_nl, args.netns, args.ifname, result)
         return
-    add_and_configure(
-        conf.ipam_type,
-        args.stdin_data,
-        result,
-        ctr_nl,
-        args.netns,
-        args.ifname,
-        undo,
-        before_configure=prepare,
-    )
+    add_and_configure(args, conf.ipam_type, result, ctr_nl, undo, before_configure=prepare)
 
 
 def delete_verb(args: CmdArgs, conf: SubLinkConf, kind: str) -> None:
@@ -418,27 +353,38 @@ def check_verb(
 ) -> None:
     """CHECK: IPAM CHECK when configured, then prevResult against the
     container: the interface (kind, MAC, and `validate(link)`), the master,
-    the addresses and the routes."""
-    ctr_nl = open_netlink(args.netns)
+    the addresses and the routes. A kernel failure is "<kind> CHECK failed"."""
     try:
-        if conf.is_layer3:
-            ipam_check(conf.ipam_type, args.stdin_data)
-        prev = args.prev_result
-        if prev is None:
-            raise CNIError(errors.ERR_INTERNAL, "Required prevResult missing")
-        intf = prev_container_interface(prev, args.ifname, args.netns)
-        if conf.master:
-            if conf.link_in_container:
-                check_master_exists(conf, args.netns, ctr_nl)
-            else:
-                with open_netlink() as host_nl:
-                    check_master_exists(conf, args.netns, host_nl)
-        link = check_link(ctr_nl, intf, kind)
-        validate(link)
-        validate_expected_ips(ctr_nl, args.netns, args.ifname, prev.ips)
-        validate_expected_routes(ctr_nl, args.netns, prev.routes)
-    finally:
-        ctr_nl.close()
+        ctr_nl = open_netlink(args.netns)
+        try:
+            if conf.is_layer3:
+                ipam_check(conf.ipam_type, args.stdin_data)
+            prev = required_prev_result(args)
+            intf = prev_interface(prev, args.ifname, args.netns, explain=True)
+            if conf.master:
+                if conf.link_in_container:
+                    check_master_exists(conf, args.netns, ctr_nl)
+                else:
+                    with open_netlink() as host_nl:
+                        check_master_exists(conf, args.netns, host_nl)
+            validate(check_container_link(ctr_nl, intf, kind))
+            validate_expected_ips(ctr_nl, args.netns, args.ifname, prev.ips)
+            validate_expected_routes(ctr_nl, args.netns, prev.routes)
+        finally:
+            ctr_nl.close()
+    except OSError as err:
+        raise kernel_error(f"{kind} CHECK failed", err)
+
+
+def expect_data(link: Link, key: str, want: object, what: str, default: object = None) -> None:
+    """CHECK of one IFLA_INFO_DATA value of the container link against the
+    config: "Container <what> <value> does not match expected value: <want>"."""
+    have = link.data.get(key, default)
+    if have != want:
+        raise CNIError(
+            errors.ERR_INTERNAL,
+            f"Container {what} {have} does not match expected value: {want}",
+        )
 
 
 def status_verb(args: CmdArgs, conf: SubLinkConf) -> None:

@@ -12,7 +12,10 @@ from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.sysctl import set_quietly
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
-from pycni.spec.ipnet import is_global_unicast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.plugins.pkg.transaction import Undo
 
 
 def random_veth_name() -> str:
@@ -28,11 +31,13 @@ def setup_veth(
     mtu: int = 0,
     mac: str | None = None,
     host_name: str | None = None,
+    undo: Undo | None = None,
 ):
     """ip.SetupVeth: from inside the container netns, one RTM_NEWLINK creates
     `ifname` there and its peer directly in the host netns (the calling
     thread's). The host end is set up with accept_ra=0; the container end is
-    left down. Returns (host Link, container Link).
+    left down. Returns (host Link, container Link). With `undo` (an ADD's),
+    the pair's deletion is pushed on it once the pair is set up.
     """
     host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -75,6 +80,10 @@ def setup_veth(
         raise kernel_error(f"failed to set {peer} up", err)
     step("veth.host-accept-ra")
     set_quietly(f"net/ipv6/conf/{peer}/accept_ra", "0")
+    if undo is not None:
+        undo.push(
+            f"delete veth {ifname} in netns {netns}", delete_veth, netns, host_nl, ifname, peer
+        )
     return hveth, cont
 
 
@@ -104,17 +113,3 @@ def delete_quietly(nl: RtNetlink, name: str) -> None:
         nl.link_del(name)
     except OSError:
         pass
-
-
-def del_link_by_name_addr(nl: RtNetlink, ifname: str) -> list[str] | None:
-    """ip.DelLinkByNameAddr: delete `ifname`, return its global unicast
-    addresses as "ip/prefix"; None when the link does not exist."""
-    link = nl.link_find(ifname)
-    if link is None:
-        return None
-    addrs = nl.addr_list(link.index)
-    try:
-        nl.link_del(link)
-    except LinkNotFound:
-        return None
-    return [f"{a.address}/{a.prefixlen}" for a in addrs if is_global_unicast(a.address)]

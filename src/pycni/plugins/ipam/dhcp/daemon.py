@@ -313,7 +313,7 @@ def activation_listener() -> socket.socket | None:
 
 
 def listen(path: str) -> socket.socket:
-    """A unix listener at `path`; its folder is made 0700 if missing, and a
+    """A unix listener at `path`, mode 0600; its folder is made 0700 if missing, and a
     socket file there that nobody listens on (a daemon killed before it
     could remove it) is replaced. Anything else at `path` is an error."""
     from pycni.fsutil import make_dirs
@@ -344,6 +344,7 @@ def listen(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.bind(path)
+        os.chmod(path, 0o600)  # root's only, whatever the umask and the folder
         sock.listen(128)
     except OSError:
         sock.close()

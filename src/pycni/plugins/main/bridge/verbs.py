@@ -17,14 +17,14 @@ from pycni.plugins.main.bridge.links import (
     wait_port_up,
 )
 from pycni.plugins.pkg import masquerade
-from pycni.plugins.pkg.errors import Failures, annotate, kernel_error, warn
-from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_gc, ipam_status
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+from pycni.plugins.pkg.ctrlink import delete_container_link
+from pycni.plugins.pkg.errors import Failures, annotate, warn
+from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_status
+from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.sysctl import container_sysctls
 from pycni.plugins.pkg.transaction import Undo, add_transaction
-from pycni.plugins.pkg.veth import del_link_by_name_addr, delete_veth, setup_veth
+from pycni.plugins.pkg.veth import setup_veth
 from pycni.skel import CmdArgs
-from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.result import Interface, Result
 
@@ -46,15 +46,7 @@ def _add(args: CmdArgs, conf: NetConf, host_nl: RtNetlink, undo: Undo) -> Result
     ctr_nl = open_netlink(args.netns)
     try:
         hveth, cveth = setup_veth(
-            ctr_nl, host_nl, args.netns, args.ifname, mtu=conf.mtu, mac=conf.mac or None
-        )
-        undo.push(
-            f"delete veth {args.ifname} in netns {args.netns}",
-            delete_veth,
-            args.netns,
-            host_nl,
-            args.ifname,
-            hveth.name,
+            ctr_nl, host_nl, args.netns, args.ifname, mtu=conf.mtu, mac=conf.mac or None, undo=undo
         )
         attach_port(
             host_nl, br, hveth, conf, conf.vlan, conf.vlans, conf.hairpin_mode, conf.port_isolation
@@ -105,32 +97,12 @@ def _add_layer3(
         step("bridge.add.container-sysctls")
         container_sysctls(args.netns, _container_sysctls(conf, args.ifname))
 
-    add_and_configure(
-        conf.ipam_type,
-        args.stdin_data,
-        result,
-        ctr_nl,
-        args.netns,
-        args.ifname,
-        undo,
-        before_configure=prepare,
-    )
+    add_and_configure(args, conf.ipam_type, result, ctr_nl, undo, before_configure=prepare)
     if conf.is_gw:
         _add_gateways(host_nl, br, conf, gws, result)
     if conf.ip_masq:
         addrs = [ipc.address for ipc in result.ips]
-        undo.push(
-            "remove masquerade rules",
-            masquerade.teardown,
-            addrs,
-            conf.name,
-            args.ifname,
-            args.container_id,
-        )
-        try:
-            masquerade.setup(addrs, conf.name, args.ifname, args.container_id, conf.ip_masq_backend)
-        except masquerade.MasqError as err:
-            raise CNIError(errors.ERR_INTERNAL, f"failed to set up IP masquerade: {err}")
+        masquerade.setup_step(args, addrs, conf.name, conf.ip_masq_backend, undo)
 
 
 def _container_sysctls(conf: NetConf, ifname: str) -> list[tuple[str, str]]:
@@ -192,14 +164,9 @@ def cmd_del(args: CmdArgs) -> None:
                 warn(str(err))
         if masq:
             # without addresses the iptables chain is found by name and comment
-            try:
-                addrs = _prev_addrs(args)
-                masquerade.teardown(addrs, conf.name, args.ifname, args.container_id, client)
-            except masquerade.MasqError as err:
-                failures.add(
-                    CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
-                )
-        _delete_container_veth(args, failures)
+            addrs = _prev_addrs(args)
+            failures.attempt(masquerade.teardown_step, args, addrs, conf.name, client)
+        failures.attempt(delete_container_link, args.netns, args.ifname, "bridge.del.delete-veth")
         if conf.is_layer3:
             failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
     finally:
@@ -216,26 +183,6 @@ def _netfilter():
         return Nft()
     except OSError:
         return None
-
-
-def _delete_container_veth(args: CmdArgs, failures: Failures) -> None:
-    """Delete the container veth, if its netns and it are still there."""
-    if not args.netns:
-        return
-    try:
-        ctr_nl = open_netlink(args.netns)
-    except NetnsGone:
-        return
-    except CNIError as err:
-        failures.add(err)
-        return
-    step("bridge.del.delete-veth")
-    try:
-        del_link_by_name_addr(ctr_nl, args.ifname)
-    except OSError as err:
-        failures.add(kernel_error(f"failed to delete {args.ifname!r} in netns {args.netns}", err))
-    finally:
-        ctr_nl.close()
 
 
 def _prev_addrs(args: CmdArgs) -> list[str]:
@@ -262,20 +209,7 @@ def cmd_gc(args: CmdArgs) -> None:
     """Forward GC to IPAM; remove this network's masquerade rules of
     attachments that are no longer valid."""
     conf = load(args.conf, args.args)
-    failures = Failures()
-    if conf.is_layer3:
-        failures.attempt(ipam_gc, conf.ipam_type, args.stdin_data)
-    attachments = args.valid_attachments
-    if conf.ip_masq and attachments is not None:
-        try:
-            masquerade.gc(conf.name, attachments)
-        except masquerade.MasqError as err:
-            failures.add(
-                CNIError(
-                    errors.ERR_INTERNAL, f"failed to garbage-collect IP masquerade rules: {err}"
-                )
-            )
-    failures.raise_if_any()
+    masquerade.gc_verb(args, conf.name, conf.ipam_type, conf.ip_masq)
 
 
 def cmd_status(args: CmdArgs) -> None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import errno
 
 from pycni.faultpoint import step
-from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
-from pycni.plugins.pkg.errors import Failures, kernel_error
-from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_gc, ipam_status
+from pycni.kernel.netlink import NetlinkError, RtNetlink
+from pycni.plugins.pkg.ctrlink import delete_if_present, delete_verb
+from pycni.plugins.pkg.errors import kernel_error
+from pycni.plugins.pkg.ipam import (
+    add_and_configure,
+    ipam_gc,
+    ipam_status,
+    point_ips_at_link,
+)
 from pycni.plugins.pkg.netconf import NetConf, invalid
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.transaction import add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec import errors
@@ -51,36 +57,17 @@ def creation_error(ifname: str, netns: str, err: NetlinkError) -> CNIError:
     return kernel_error(f"failed to create dummy {ifname!r} in netns {netns}", err)
 
 
-def delete_quietly(ctr_nl: RtNetlink, ifname: str) -> None:
-    try:
-        ctr_nl.link_del(ifname)
-    except LinkNotFound:
-        pass
-
-
 def cmd_add(args: CmdArgs) -> Result:
     conf = _load(args)
     ctr_nl = open_netlink(args.netns)
     try:
         with add_transaction("dummy ADD") as undo:
             intf = create_dummy(ctr_nl, args.netns, args.ifname)
-            undo.push(f"delete {args.ifname}", delete_quietly, ctr_nl, args.ifname)
+            undo.push(f"delete {args.ifname}", delete_if_present, ctr_nl, args.ifname)
             result = Result(interfaces=[intf])
-
-            def index_zero(result: Result) -> None:
-                for ipc in result.ips:
-                    ipc.interface = 0
-
             # the result keeps the IPAM plugin's DNS (add_and_configure copies it)
             add_and_configure(
-                conf.ipam_type,
-                args.stdin_data,
-                result,
-                ctr_nl,
-                args.netns,
-                args.ifname,
-                undo,
-                before_configure=index_zero,
+                args, conf.ipam_type, result, ctr_nl, undo, before_configure=point_ips_at_link
             )
             return result
     finally:
@@ -89,47 +76,19 @@ def cmd_add(args: CmdArgs) -> Result:
 
 def cmd_del(args: CmdArgs) -> None:
     conf = NetConf(args.conf)
-    failures = Failures()
-    if conf.ipam_type:
-        failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
-    if args.netns:
-        failures.attempt(_delete_link, args)
-    failures.raise_if_any()
-
-
-def _delete_link(args: CmdArgs) -> None:
-    try:
-        ctr_nl = open_netlink(args.netns)
-    except NetnsGone:
-        return
-    try:
-        step("dummy.del.delete")
-        delete_quietly(ctr_nl, args.ifname)
-    finally:
-        ctr_nl.close()
+    delete_verb(args, conf.ipam_type, "dummy.del.delete")
 
 
 def cmd_check(args: CmdArgs) -> None:
-    from pycni.plugins.pkg.check import validate_expected_ips
+    from pycni.plugins.pkg.check import prev_interface, required_prev_result, validate_expected_ips
     from pycni.plugins.pkg.ipam import ipam_check
 
     conf = _load(args)
     ctr_nl = open_netlink(args.netns)
     try:
         ipam_check(conf.ipam_type, args.stdin_data)
-        prev = args.prev_result
-        if prev is None:
-            raise CNIError(errors.ERR_INTERNAL, "dummy: Required prevResult missing")
-        mine = None
-        for intf in prev.interfaces:
-            if intf.name == args.ifname and intf.sandbox == args.netns:
-                mine = intf
-        if mine is None:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Sandbox in prevResult  doesn't match configured netns: {args.netns}",
-            )
-        check_link(ctr_nl, mine)
+        prev = required_prev_result(args, "dummy")
+        check_link(ctr_nl, prev_interface(prev, args.ifname, args.netns))
         validate_expected_ips(ctr_nl, args.netns, args.ifname, prev.ips)
     finally:
         ctr_nl.close()
@@ -137,20 +96,9 @@ def cmd_check(args: CmdArgs) -> None:
 
 def check_link(ctr_nl: RtNetlink, intf: Interface) -> None:
     """The prevResult interface exists, is a dummy, has its MAC, and is up."""
-    link = ctr_nl.link_find(intf.name)
-    if link is None:
-        raise CNIError(
-            errors.ERR_INTERNAL, f"Container Interface name in prevResult: {intf.name} not found"
-        )
-    if link.kind != KIND:
-        raise CNIError(
-            errors.ERR_INTERNAL, f"Error: Container interface {intf.name} not of type dummy"
-        )
-    if intf.mac and intf.mac.lower() != link.mac:
-        raise CNIError(
-            errors.ERR_INTERNAL,
-            f"Interface {intf.name} Mac {intf.mac} doesn't match container Mac: {link.mac}",
-        )
+    from pycni.plugins.pkg.check import check_container_link
+
+    link = check_container_link(ctr_nl, intf, KIND)
     if not link.up:
         raise CNIError(errors.ERR_INTERNAL, f"Interface {intf.name} is down")
 

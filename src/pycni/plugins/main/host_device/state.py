@@ -15,11 +15,10 @@ without alias.
 
 from __future__ import annotations
 
-import errno
 import os
 
 from pycni.faultpoint import step
-from pycni.fsutil import make_dirs
+from pycni.fsutil import make_dirs, remove_file, write_atomic
 from pycni.spec.jsonutil import go_dumps, go_loads
 
 STATE_DIR = "/run/cni/host-device"
@@ -33,19 +32,8 @@ def save(path: str, name: str, mac: str, up: bool, alias: str) -> None:
     """Write atomically (temp file, fsync, rename), mode 0600."""
     make_dirs(os.path.dirname(path), 0o700)
     data = go_dumps({"name": name, "mac": mac, "up": up, "alias": alias}, indent=False)
-    tmp = path + ".tmp"
     step("host-device.add.state")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.write(fd, data.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        remove(tmp)
-        raise
+    write_atomic(path, data.encode())
 
 
 def load(path: str) -> dict | None:
@@ -66,9 +54,6 @@ def load(path: str) -> dict | None:
 
 
 def remove(path: str) -> None:
-    for p in (path, path + ".tmp"):
-        try:
-            os.unlink(p)
-        except OSError as err:
-            if err.errno != errno.ENOENT:
-                raise
+    """The state file, and the temp file of a save that was killed."""
+    remove_file(path)
+    remove_file(path + ".tmp")

@@ -8,11 +8,16 @@ from pycni.faultpoint import step
 from pycni.plugins.main.host_device import move, state
 from pycni.plugins.main.host_device.conf import NetConf, find_device, load
 from pycni.plugins.pkg.errors import Failures, warn
-from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_gc, ipam_status
+from pycni.plugins.pkg.ipam import (
+    add_and_configure,
+    ipam_del,
+    ipam_gc,
+    ipam_status,
+    point_ips_at_link,
+)
 from pycni.plugins.pkg.netns import NetnsGone, open_netlink
 from pycni.plugins.pkg.transaction import add_transaction
 from pycni.skel import CmdArgs
-from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.result import DNS, Interface, Result
 
@@ -70,25 +75,14 @@ def _ipam(args: CmdArgs, conf: NetConf, ctr_nl, result: Result, undo) -> None:
     not ours to configure then); DNS from the config only."""
     from pycni.plugins.pkg.ipam import ipam_add
 
-    def index_zero(result: Result) -> None:
-        for ipc in result.ips:
-            ipc.interface = 0
-
     if conf.dpdk_mode:
         ipam_result = ipam_add(conf.ipam_type, args.stdin_data, undo)
         result.ips = [ipc.copy() for ipc in ipam_result.ips]
         result.routes = [r.copy() for r in ipam_result.routes]
-        index_zero(result)
+        point_ips_at_link(result)
     else:
         add_and_configure(
-            conf.ipam_type,
-            args.stdin_data,
-            result,
-            ctr_nl,
-            args.netns,
-            args.ifname,
-            undo,
-            before_configure=index_zero,
+            args, conf.ipam_type, result, ctr_nl, undo, before_configure=point_ips_at_link
         )
     result.dns = conf.dns.copy() if conf.dns is not None else DNS()
 
@@ -186,7 +180,12 @@ def _prev_mac(args: CmdArgs) -> str:
 
 
 def cmd_check(args: CmdArgs) -> None:
-    from pycni.plugins.pkg.check import validate_expected_ips, validate_expected_routes
+    from pycni.plugins.pkg.check import (
+        check_container_link,
+        prev_interface,
+        required_prev_result,
+        validate_expected_result,
+    )
     from pycni.plugins.pkg.ipam import ipam_check
 
     conf = load(args.conf)
@@ -194,33 +193,11 @@ def cmd_check(args: CmdArgs) -> None:
     try:
         if conf.is_layer3:
             ipam_check(conf.ipam_type, args.stdin_data)
-        prev = args.prev_result
-        if prev is None:
-            raise CNIError(errors.ERR_INTERNAL, "Required prevResult missing")
+        prev = required_prev_result(args)
         if conf.dpdk_mode:
             return
-        mine = None
-        for intf in prev.interfaces:
-            if intf.name == args.ifname and intf.sandbox == args.netns:
-                mine = intf
-        if mine is None:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Sandbox in prevResult  doesn't match configured netns: {args.netns}",
-            )
-        link = ctr_nl.link_find(mine.name)
-        if link is None:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Container Interface name in prevResult: {mine.name} not found",
-            )
-        if mine.mac and mine.mac.lower() != link.mac:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Interface {mine.name} Mac {mine.mac} doesn't match container Mac: {link.mac}",
-            )
-        validate_expected_ips(ctr_nl, args.netns, args.ifname, prev.ips)
-        validate_expected_routes(ctr_nl, args.netns, prev.routes)
+        check_container_link(ctr_nl, prev_interface(prev, args.ifname, args.netns))
+        validate_expected_result(ctr_nl, args.netns, args.ifname, prev)
     finally:
         ctr_nl.close()
 

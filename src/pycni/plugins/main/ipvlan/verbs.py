@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pycni.plugins.main.ipvlan.conf import NetConf, load
 from pycni.plugins.pkg import sublink
-from pycni.plugins.pkg.errors import kernel_error
 from pycni.plugins.pkg.netconf import invalid
 from pycni.skel import CmdArgs
-from pycni.spec import errors
-from pycni.spec.errors import CNIError
 from pycni.spec.result import Result
 
 KIND = "ipvlan"
@@ -48,23 +45,10 @@ def cmd_check(args: CmdArgs) -> None:
     conf = load(args.conf)
 
     def validate(link) -> None:
-        mode = link.data.get("mode")
-        if mode != conf.mode:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Container IPVlan mode {mode} does not match expected value: {conf.mode}",
-            )
-        flag = link.data.get("flags", "bridge")
-        if flag != conf.flag:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Container IPVlan flag {flag} does not match expected value: {conf.flag}",
-            )
+        sublink.expect_data(link, "mode", conf.mode, "IPVlan mode")
+        sublink.expect_data(link, "flags", conf.flag, "IPVlan flag", default="bridge")
 
-    try:
-        sublink.check_verb(args, conf, KIND, validate)
-    except OSError as err:
-        raise kernel_error("ipvlan CHECK failed", err)
+    sublink.check_verb(args, conf, KIND, validate)
 
 
 def cmd_status(args: CmdArgs) -> None:

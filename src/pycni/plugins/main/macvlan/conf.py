@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pycni.kernel import netlink as nl
 from pycni.kernel.link import encode_info_data
-from pycni.plugins.pkg.netconf import ethernet_mac, invalid
+from pycni.plugins.pkg import netconf
+from pycni.plugins.pkg.netconf import invalid
 from pycni.plugins.pkg.sublink import SubLinkConf
-from pycni.spec.args import load_args
-from pycni.spec.jsonutil import get_dict, get_int, get_str
+from pycni.spec.jsonutil import get_int, get_str
 
 MODES = ("bridge", "private", "vepa", "passthru")
 IFLA_MACVLAN_BC_QUEUE_LEN = 7
@@ -52,14 +52,4 @@ def load(conf: dict, cni_args: str = "", strict: bool = True) -> NetConf:
 
 def requested_mac(conf: dict, cni_args: str) -> str:
     """The reference's precedence: config `mac` < CNI_ARGS MAC < runtimeConfig.mac."""
-    mac, source = get_str(conf, "mac"), '"mac"'
-    if cni_args:
-        env = load_args(cni_args, {"MAC": "str"})
-        if env.get("MAC"):
-            mac, source = str(env["MAC"]), "CNI_ARGS MAC"
-    rc = get_dict(conf, "runtimeConfig")
-    if rc:
-        value = get_str(rc, "mac")
-        if value:
-            mac, source = value, "runtimeConfig.mac"
-    return ethernet_mac(mac, source) if mac else ""
+    return netconf.requested_mac(conf, cni_args, True, own_key=True)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pycni.plugins.main.macvlan.conf import load
 from pycni.plugins.pkg import sublink
-from pycni.plugins.pkg.errors import kernel_error
 from pycni.skel import CmdArgs
-from pycni.spec import errors
-from pycni.spec.errors import CNIError
 from pycni.spec.result import Result
 
 KIND = "macvlan"
@@ -26,17 +23,9 @@ def cmd_check(args: CmdArgs) -> None:
     conf = load(args.conf, args.args)
 
     def validate(link) -> None:
-        mode = link.data.get("mode")
-        if mode != conf.mode:
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Container macvlan mode {mode} does not match expected value: {conf.mode}",
-            )
+        sublink.expect_data(link, "mode", conf.mode, "macvlan mode")
 
-    try:
-        sublink.check_verb(args, conf, KIND, validate)
-    except OSError as err:
-        raise kernel_error("macvlan CHECK failed", err)
+    sublink.check_verb(args, conf, KIND, validate)
 
 
 def cmd_status(args: CmdArgs) -> None:

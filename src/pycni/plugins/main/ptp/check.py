@@ -12,7 +12,11 @@ from __future__ import annotations
 from pycni.kernel.netlink import RtNetlink
 from pycni.plugins.main.ptp.conf import NetConf
 from pycni.plugins.pkg import masquerade
-from pycni.plugins.pkg.check import validate_expected_ips, validate_expected_routes
+from pycni.plugins.pkg.check import (
+    prev_interface,
+    required_prev_result,
+    validate_expected_result,
+)
 from pycni.plugins.pkg.ipam import ipam_check
 from pycni.plugins.pkg.netns import open_netlink
 from pycni.skel import CmdArgs
@@ -30,22 +34,9 @@ def check(args: CmdArgs, conf: NetConf) -> None:
     try:
         if conf.ipam_type:
             ipam_check(conf.ipam_type, args.stdin_data)
-        result = args.prev_result
-        if result is None:
-            raise CNIError(errors.ERR_INVALID_NETWORK_CONFIG, "ptp: Required prevResult missing")
-        cont_if = None
-        for intf in result.interfaces:
-            if intf.name == args.ifname and intf.sandbox == args.netns:
-                cont_if = intf
-        sandbox = cont_if.sandbox if cont_if is not None else ""
-        if args.netns != sandbox:
-            raise _fail(
-                f"Sandbox in prevResult {sandbox} doesn't match configured netns: {args.netns}"
-            )
-        assert cont_if is not None
-        cont = _validate_container(ctr_nl, cont_if)
-        validate_expected_ips(ctr_nl, args.netns, args.ifname, result.ips)
-        validate_expected_routes(ctr_nl, args.netns, result.routes)
+        result = required_prev_result(args, "ptp", errors.ERR_INVALID_NETWORK_CONFIG)
+        cont = _validate_container(ctr_nl, prev_interface(result, args.ifname, args.netns))
+        validate_expected_result(ctr_nl, args.netns, args.ifname, result)
     finally:
         ctr_nl.close()
     _validate_host(result, cont)

@@ -7,15 +7,15 @@ from pycni.kernel.netlink import RtNetlink
 from pycni.plugins.main.ptp.conf import NetConf, load
 from pycni.plugins.main.ptp.links import require_gateways, route_container, setup_host_veth
 from pycni.plugins.pkg import masquerade
-from pycni.plugins.pkg.errors import Failures, kernel_error
+from pycni.plugins.pkg.ctrlink import delete_container_link
+from pycni.plugins.pkg.errors import Failures
 from pycni.plugins.pkg.iface import configure_iface
-from pycni.plugins.pkg.ipam import ipam_add, ipam_del, ipam_gc, ipam_status
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+from pycni.plugins.pkg.ipam import ipam_add, ipam_del, ipam_status
+from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.sysctl import enable_ip_forward
 from pycni.plugins.pkg.transaction import Undo, add_transaction
-from pycni.plugins.pkg.veth import del_link_by_name_addr, delete_veth, setup_veth
+from pycni.plugins.pkg.veth import setup_veth
 from pycni.skel import CmdArgs
-from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.result import Interface, Result
 
@@ -48,15 +48,7 @@ def _add(args: CmdArgs, conf: NetConf, host_nl: RtNetlink, ctr_nl: RtNetlink, un
         step("ptp.add.ip-forward")
         enable_ip_forward(family)
 
-    hveth, cveth = setup_veth(ctr_nl, host_nl, args.netns, args.ifname, mtu=conf.mtu)
-    undo.push(
-        f"delete veth {args.ifname} in netns {args.netns}",
-        delete_veth,
-        args.netns,
-        host_nl,
-        args.ifname,
-        hveth.name,
-    )
+    hveth, cveth = setup_veth(ctr_nl, host_nl, args.netns, args.ifname, mtu=conf.mtu, undo=undo)
     for ipc in result.ips:
         ipc.interface = 1  # the container end, result.interfaces[1]
     result.interfaces = [
@@ -69,18 +61,7 @@ def _add(args: CmdArgs, conf: NetConf, host_nl: RtNetlink, ctr_nl: RtNetlink, un
 
     if conf.ip_masq:
         addrs = [ipc.address for ipc in result.ips]
-        undo.push(
-            "remove masquerade rules",
-            masquerade.teardown,
-            addrs,
-            conf.name,
-            args.ifname,
-            args.container_id,
-        )
-        try:
-            masquerade.setup(addrs, conf.name, args.ifname, args.container_id, conf.ip_masq_backend)
-        except masquerade.MasqError as err:
-            raise CNIError(errors.ERR_INTERNAL, f"failed to set up IP masquerade: {err}")
+        masquerade.setup_step(args, addrs, conf.name, conf.ip_masq_backend, undo)
     if conf.dns is not None:
         result.dns = conf.dns
     return result
@@ -101,13 +82,8 @@ def cmd_del(args: CmdArgs) -> None:
     failures = Failures()
     if conf.ip_masq:
         addrs = _container_addrs(args) or _prev_addrs(args)
-        try:
-            masquerade.teardown(addrs, conf.name, args.ifname, args.container_id)
-        except masquerade.MasqError as err:
-            failures.add(
-                CNIError(errors.ERR_INTERNAL, f"failed to remove IP masquerade rules: {err}")
-            )
-    _delete_container_veth(args, failures)
+        failures.attempt(masquerade.teardown_step, args, addrs, conf.name)
+    failures.attempt(delete_container_link, args.netns, args.ifname, "ptp.del.delete-veth")
     if conf.ipam_type:
         failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
     failures.raise_if_any()
@@ -146,25 +122,6 @@ def _prev_addrs(args: CmdArgs) -> list[str]:
     return [ipc.address for ipc in prev.ips] if prev is not None else []
 
 
-def _delete_container_veth(args: CmdArgs, failures: Failures) -> None:
-    if not args.netns:
-        return
-    try:
-        ctr_nl = open_netlink(args.netns)
-    except NetnsGone:
-        return
-    except CNIError as err:
-        failures.add(err)
-        return
-    step("ptp.del.delete-veth")
-    try:
-        del_link_by_name_addr(ctr_nl, args.ifname)
-    except OSError as err:
-        failures.add(kernel_error(f"failed to delete {args.ifname!r} in netns {args.netns}", err))
-    finally:
-        ctr_nl.close()
-
-
 # --- CHECK, GC, STATUS ---
 
 
@@ -178,20 +135,7 @@ def cmd_gc(args: CmdArgs) -> None:
     """Forward GC to IPAM; remove this network's masquerade rules of
     attachments that are no longer valid (the reference has no GC)."""
     conf = load(args.conf)
-    failures = Failures()
-    if conf.ipam_type:
-        failures.attempt(ipam_gc, conf.ipam_type, args.stdin_data)
-    attachments = args.valid_attachments
-    if conf.ip_masq and attachments is not None:
-        try:
-            masquerade.gc(conf.name, attachments)
-        except masquerade.MasqError as err:
-            failures.add(
-                CNIError(
-                    errors.ERR_INTERNAL, f"failed to garbage-collect IP masquerade rules: {err}"
-                )
-            )
-    failures.raise_if_any()
+    masquerade.gc_verb(args, conf.name, conf.ipam_type, conf.ip_masq)
 
 
 def cmd_status(args: CmdArgs) -> None:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pycni.faultpoint import step
-from pycni.kernel.netlink import LinkNotFound, NetlinkError, RtNetlink
+from pycni.kernel.netlink import RtNetlink
 from pycni.plugins.main.tap import tuntap
 from pycni.plugins.pkg import netconf
-from pycni.plugins.pkg.errors import Failures, annotate, kernel_error, warn
-from pycni.plugins.pkg.ipam import add_and_configure, ipam_del, ipam_gc, ipam_status
-from pycni.plugins.pkg.netconf import ethernet_mac, invalid
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+from pycni.plugins.pkg.ctrlink import delete_if_present, delete_verb
+from pycni.plugins.pkg.errors import annotate, kernel_error, warn
+from pycni.plugins.pkg.ipam import (
+    add_and_configure,
+    ipam_gc,
+    ipam_status,
+    point_ips_at_link,
+)
+from pycni.plugins.pkg.netconf import invalid
+from pycni.plugins.pkg.netns import open_netlink
 from pycni.plugins.pkg.transaction import Undo, add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec import errors
-from pycni.spec.args import load_args
 from pycni.spec.errors import CNIError
-from pycni.spec.jsonutil import ci_get, get_bool, get_dict, get_int, get_str
+from pycni.spec.jsonutil import ci_get, get_bool, get_int, get_str
 from pycni.spec.result import DNS, Interface, Result
 from pycni.spec.validate import config_interface_name_problem
 
@@ -43,18 +48,8 @@ def load(conf: dict, cni_args: str, for_add: bool = False) -> NetConf:
     n.group = _id(conf, "group")
     n.selinux_context = get_str(conf, "selinuxContext")
     n.bridge = get_str(conf, "bridge")
-    mac, source = get_str(conf, "mac"), "mac"
-    if cni_args:
-        env = load_args(cni_args, {"MAC": "str"})
-        if env.get("MAC"):
-            mac, source = str(env["MAC"]), "CNI_ARGS MAC"
-    rc = get_dict(conf, "runtimeConfig")
-    if rc and get_str(rc, "mac"):
-        mac, source = get_str(rc, "mac"), "runtimeConfig.mac"
-    n.mac = mac
+    n.mac = netconf.requested_mac(conf, cni_args, for_add, own_key=True)
     if for_add:
-        if mac:
-            n.mac = ethernet_mac(mac, source)
         if n.mtu < 0 or n.mtu > 65535:
             raise invalid(f'invalid "mtu" {n.mtu}: must be between 0 and 65535')
         if n.bridge:
@@ -112,7 +107,7 @@ def _create(conf: NetConf, ctr_nl: RtNetlink, netns: str, ifname: str, undo: Und
             tuntap.create_tap(netns, ifname, flags, conf.owner, conf.group)
     except OSError as err:
         raise kernel_error(f"failed to create tap {ifname!r} in netns {netns}", err) from err
-    undo.push(f"delete tap {ifname}", _delete_quietly, ctr_nl, ifname)
+    undo.push(f"delete tap {ifname}", delete_if_present, ctr_nl, ifname)
     link = ctr_nl.link_get(ifname)
     if conf.mtu or conf.mac:
         step("tap.add.mtu-mac")
@@ -150,31 +145,14 @@ def _ipam(args: CmdArgs, conf: NetConf, ctr_nl: RtNetlink, result: Result, undo:
     from pycni.plugins.pkg.sysctl import container_sysctls
 
     def prepare(result: Result) -> None:
-        for ipc in result.ips:
-            ipc.interface = 0
+        point_ips_at_link(result)
         step("tap.add.arp-notify")
         try:
             container_sysctls(args.netns, [(f"net/ipv4/conf/{args.ifname}/arp_notify", "1")])
         except (OSError, CNIError):
             pass  # the reference ignores this failure
 
-    add_and_configure(
-        conf.ipam_type,
-        args.stdin_data,
-        result,
-        ctr_nl,
-        args.netns,
-        args.ifname,
-        undo,
-        before_configure=prepare,
-    )
-
-
-def _delete_quietly(ctr_nl: RtNetlink, ifname: str) -> None:
-    try:
-        ctr_nl.link_del(ifname)
-    except LinkNotFound:
-        pass
+    add_and_configure(args, conf.ipam_type, result, ctr_nl, undo, before_configure=prepare)
 
 
 # --- DEL, CHECK, GC, STATUS ---
@@ -182,31 +160,15 @@ def _delete_quietly(ctr_nl: RtNetlink, ifname: str) -> None:
 
 def cmd_del(args: CmdArgs) -> None:
     conf = load(args.conf, args.args)
-    failures = Failures()
-    if conf.is_layer3:
-        failures.attempt(ipam_del, conf.ipam_type, args.stdin_data)
-    if args.netns:
-        failures.attempt(_delete_link, args)
-    failures.raise_if_any()
-
-
-def _delete_link(args: CmdArgs) -> None:
-    try:
-        ctr_nl = open_netlink(args.netns)
-    except NetnsGone:
-        return
-    try:
-        step("tap.del.delete")
-        try:
-            _delete_quietly(ctr_nl, args.ifname)
-        except NetlinkError as err:
-            raise kernel_error(f"failed to delete {args.ifname!r} in netns {args.netns}", err)
-    finally:
-        ctr_nl.close()
+    delete_verb(args, conf.ipam_type, "tap.del.delete")
 
 
 def cmd_check(args: CmdArgs) -> None:
-    from pycni.plugins.pkg.check import validate_expected_ips, validate_expected_routes
+    from pycni.plugins.pkg.check import (
+        prev_interface,
+        required_prev_result,
+        validate_expected_result,
+    )
     from pycni.plugins.pkg.ipam import ipam_check
 
     conf = load(args.conf, args.args)
@@ -214,16 +176,9 @@ def cmd_check(args: CmdArgs) -> None:
     try:
         if conf.is_layer3:
             ipam_check(conf.ipam_type, args.stdin_data)
-        prev = args.prev_result
-        if prev is None:
-            raise CNIError(errors.ERR_INTERNAL, "Required prevResult missing")
-        if not any(i.name == args.ifname and i.sandbox == args.netns for i in prev.interfaces):
-            raise CNIError(
-                errors.ERR_INTERNAL,
-                f"Sandbox in prevResult  doesn't match configured netns: {args.netns}",
-            )
-        validate_expected_ips(ctr_nl, args.netns, args.ifname, prev.ips)
-        validate_expected_routes(ctr_nl, args.netns, prev.routes)
+        prev = required_prev_result(args)
+        prev_interface(prev, args.ifname, args.netns)
+        validate_expected_result(ctr_nl, args.netns, args.ifname, prev)
     finally:
         ctr_nl.close()
 

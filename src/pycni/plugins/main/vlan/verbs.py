@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pycni.plugins.main.vlan.conf import load
 from pycni.plugins.pkg import sublink
-from pycni.plugins.pkg.errors import kernel_error
 from pycni.skel import CmdArgs
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
@@ -38,10 +37,7 @@ def cmd_check(args: CmdArgs) -> None:
                 f"Container vlan {link.name} has MTU {link.mtu}, expected {conf.mtu}",
             )
 
-    try:
-        sublink.check_verb(args, conf, KIND, validate)
-    except OSError as err:
-        raise kernel_error("vlan CHECK failed", err)
+    sublink.check_verb(args, conf, KIND, validate)
 
 
 def cmd_status(args: CmdArgs) -> None:

@@ -15,11 +15,10 @@ lists dataDir, so the extra folder is invisible to it.
 
 from __future__ import annotations
 
-import errno
 import os
 
 from pycni.faultpoint import step
-from pycni.fsutil import make_dirs
+from pycni.fsutil import make_dirs, remove_file, write_atomic
 from pycni.kernel.link import IFF_ALLMULTI, Link
 from pycni.spec.jsonutil import ci_get, go_dumps, go_loads
 
@@ -91,6 +90,7 @@ def decode(data: bytes) -> dict | None:
 
 
 def tmp_of(path: str) -> str:
+    """The temp file of write() (fsutil.write_atomic's name)."""
     return path + ".tmp"
 
 
@@ -109,19 +109,8 @@ def write(path: str, data: bytes) -> None:
     does. The temp name is fixed so that DEL can remove one a killed ADD
     left (the runtime never runs two ADDs of one attachment at once)."""
     make_dirs(os.path.dirname(path), 0o600)
-    tmp = tmp_of(path)
     step("tuning.backup.write")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        remove(tmp)
-        raise
+    write_atomic(path, data)
 
 
 def write_marker(path: str) -> None:
@@ -132,11 +121,7 @@ def write_marker(path: str) -> None:
 
 def remove(path: str) -> None:
     """Remove a file; one that is already gone is fine."""
-    try:
-        os.unlink(path)
-    except OSError as err:
-        if err.errno != errno.ENOENT:
-            raise
+    remove_file(path)
 
 
 def put_back(path: str, old: bytes | None) -> None:
