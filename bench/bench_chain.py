@@ -6,7 +6,10 @@ Two networks a runtime really uses, each set up once for the Go plugins
 
 - bridge: bridge + host-local with isGateway and ipMasq;
 - chain6: podman's chain, bridge + host-local + portmap (one mapping) +
-  bandwidth (both directions) + firewall + tuning.
+  bandwidth (both directions) + firewall + tuning;
+- ptp: ptp + host-local with ipMasq (the talk's routed + IPAM order);
+- macvlan: macvlan (bridge mode, on a veth uplink of the sandbox host) +
+  host-local.
 
 In one run, interleaved round by round inside a throwaway sandbox host
 namespace, our Go libcni driver (tests/interop/gocnitool) ADDs and DELs a
@@ -34,6 +37,7 @@ import gocni
 
 from pycni.cli.install import choose_python, install
 from pycni.kernel import netns
+from pycni.kernel.netlink import RtNetlink
 
 GO_BIN = Path("/usr/lib/cni")
 CAPS = {
@@ -47,17 +51,20 @@ CAPS = {
 }
 
 
-def conflist(name: str, bridge: str, subnet: str, data: Path, chain: bool) -> dict:
-    plugins: list[dict] = [
-        {
-            "type": "bridge",
-            "bridge": bridge,
-            "isGateway": True,
-            "ipMasq": True,
-            "ipam": {"type": "host-local", "dataDir": str(data), "ranges": [[{"subnet": subnet}]]},
-        }
-    ]
-    if chain:
+SCENARIOS = ("bridge", "chain6", "ptp", "macvlan")
+UPLINK = "bencup0"
+
+
+def conflist(name: str, scenario: str, index: int, data: Path) -> dict:
+    subnet = f"198.18.{64 + 4 * index}.0/22"
+    ipam = {"type": "host-local", "dataDir": str(data), "ranges": [[{"subnet": subnet}]]}
+    first: dict = {"type": "bridge", "bridge": f"benc{index}", "isGateway": True, "ipMasq": True}
+    if scenario == "ptp":
+        first = {"type": "ptp", "ipMasq": True}
+    elif scenario == "macvlan":
+        first = {"type": "macvlan", "master": UPLINK, "mode": "bridge"}
+    plugins = [{**first, "ipam": ipam}]
+    if scenario == "chain6":
         plugins += [
             {"type": "portmap", "capabilities": {"portMappings": True}},
             {"type": "bandwidth", "capabilities": {"bandwidth": True}},
@@ -79,7 +86,7 @@ def timed(argv: list[str], env: dict) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--scenarios", nargs="+", default=["bridge", "chain6"])
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     opts = parser.parse_args()
     if os.geteuid() != 0 or not (GO_BIN / "bridge").exists() or gocni.missing():
         print("needs root, the Go plugins in /usr/lib/cni and a Go toolchain with libcni")
@@ -101,14 +108,15 @@ def main() -> int:
             (i, s) for i in ("go", "pycni") for s in opts.scenarios
         ):
             name = f"{scenario}-{impl}"
-            doc = conflist(
-                name, f"benc{i}", f"198.18.{64 + 4 * i}.0/22", tmp / "data", scenario == "chain6"
-            )
+            doc = conflist(name, scenario, i, tmp / "data")
             (conf_dir / f"{i}.conflist").write_text(json.dumps(doc))
             nets.append((impl, scenario, name))
         host_path = netns.create_named(host)
         count = 0
         with netns.enter(host_path):
+            with RtNetlink() as nl:  # macvlan's master
+                nl.link_add_veth(UPLINK, UPLINK + "p")
+                nl.link_set(nl.link_get(UPLINK), up=True)
             for run in range(opts.runs):
                 samples.setdefault(("floor", "", ""), []).append(
                     timed([python.path, "-I", "-S", "-c", "pass"], {})

@@ -3,8 +3,15 @@
 `pythonpath`): helpers are imported as `support.<module>`."""
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # assertions in support's helpers (support.outcomes.ok, ...) report like a test's own
 pytest.register_assert_rewrite("support")
 
 pytest_plugins = ["support.fixtures"]
+
+# This suite shares two cores with kernel work and with itself (one run per
+# interpreter in CI): how fast hypothesis generates inputs says nothing about
+# the code under test, so its timing checks would only make runs flaky.
+settings.register_profile("pycni", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pycni")
