@@ -19,6 +19,7 @@ from pycni.faultpoint import step
 from pycni.kernel.netlink import AF_INET6, NetlinkError
 from pycni.plugins.pkg.errors import kernel_error, warn
 from pycni.plugins.pkg.transaction import Undo
+from pycni.plugins.pkg.veth import delete_quietly
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.ipnet import IPNet
@@ -72,7 +73,7 @@ def create_vrf(nl, name: str, table: int, netns: str, undo: Undo):
                 f"the kernel answered: {err}; load the vrf module or use a kernel built with it",
             )
         raise kernel_error(f"could not add VRF {name} in netns {netns}", err)
-    undo.push(f"delete VRF {name}", _delete_quietly, nl, name)
+    undo.push(f"delete VRF {name}", delete_quietly, nl, name)
     vrf = nl.link_get(name)
     step("vrf.add.up")
     try:
@@ -80,13 +81,6 @@ def create_vrf(nl, name: str, table: int, netns: str, undo: Undo):
     except NetlinkError as err:
         raise kernel_error(f"could not set link up for VRF {name}", err)
     return vrf
-
-
-def _delete_quietly(nl, name: str) -> None:
-    try:
-        nl.link_del(name)
-    except NetlinkError:
-        pass
 
 
 def ensure_vrf(nl, name: str, table: int, netns: str, undo: Undo):
