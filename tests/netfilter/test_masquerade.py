@@ -8,7 +8,7 @@ import pytest
 
 from pycni.netfilter import iptables as ipt
 from pycni.netfilter.names import format_chain_name, format_comment
-from pycni.plugins.pkg import masquerade
+from pycni.plugins.pkg import masquerade, masquerade_iptables
 
 from support.sandbox import iptables_save, nft_ruleset
 
@@ -49,7 +49,9 @@ def test_iptables_teardown_lines_keep_other_jumps():
     from pycni.spec.ipnet import IPNet
 
     table = ipt.Table.parse(4, "nat", text)
-    masquerade.teardown_lines(table, [IPNet.parse("198.18.0.5/24")], "CH", 'name: "n" id: "c"')
+    masquerade_iptables.teardown_lines(
+        table, [IPNet.parse("198.18.0.5/24")], "CH", 'name: "n" id: "c"'
+    )
     assert table.lines[0].startswith("-D POSTROUTING -s 198.18.0.5/32 ")
     assert table.lines[1:] == ["-F CH\n-X CH\n"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from pycni.faultpoint import step
+from pycni.netfilter.host import iptables_binary, which
 from pycni.spec.ipnet import IPNet, format_ip
 
 #: family -> (iptables, iptables-save, iptables-restore)
@@ -99,7 +100,7 @@ def run(argv: list[str], stdin: bytes | None, op: str) -> bytes:
     and say little on stderr, so stdin is written first, then stdout and
     stderr are read to their ends; `-w` bounds their wait for the xtables lock.
     """
-    path = _which(argv[0])
+    path = which(argv[0])
     if path is None:
         raise IptablesError(f"{op}: {argv[0]} not found")
     env = dict(os.environ)
@@ -156,18 +157,9 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _which(name: str) -> str | None:
-    """shutil.which without importing shutil."""
-    for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(os.pathsep):
-        path = os.path.join(d or ".", name)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
 def binary(family: int) -> str | None:
     """The path of iptables/ip6tables on PATH (no process started)."""
-    return _which(TOOLS[family][0])
+    return iptables_binary(family)
 
 
 def split_args(line: str) -> list[str]:

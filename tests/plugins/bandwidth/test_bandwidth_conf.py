@@ -7,12 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pycni.plugins.meta.bandwidth.conf import (
-    ifb_alias,
-    ifb_name,
-    load,
-    shape_for_kernel,
-)
+from pycni.plugins.meta.bandwidth.conf import load, shape_for_kernel
+from pycni.plugins.meta.bandwidth.ifb import ifb_alias, ifb_name
 from pycni.spec.errors import CNIError
 
 TICK = 15.625

@@ -12,7 +12,7 @@ import pytest
 from pycni.kernel import netlink as nlmod
 from pycni.kernel.netlink import NetlinkError, RtNetlink
 from pycni.plugins.meta.bandwidth import PLUGIN
-from pycni.plugins.meta.bandwidth.conf import ifb_name
+from pycni.plugins.meta.bandwidth.ifb import ifb_name
 from pycni.skel import run
 
 from support.bandwidth import filters, ifbs, link, qdiscs

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pycni.plugins.meta.bandwidth.conf import ifb_name
+from pycni.plugins.meta.bandwidth.ifb import ifb_name
 
 from support.bandwidth import Attachment, filters, ifbs, link, qdiscs
 from support.outcomes import err, ok

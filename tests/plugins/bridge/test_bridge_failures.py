@@ -87,6 +87,7 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
     """In-process ADD with the last step (the bridge-port wait) failing: the
     veth pair, the IPAM reservation, the masquerade rules of both families
     and the spoof-check rules are all removed again."""
+    from pycni.plugins.main.bridge import add as bridge_add
     from pycni.plugins.main.bridge import verbs as bridge
     from pycni.spec.errors import CNIError
 
@@ -104,7 +105,7 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
         assert "macspoofchk-ctr-roll-eth0" in nft_ruleset()
         raise CNIError(999, "injected failure after everything was set up")
 
-    monkeypatch.setattr(bridge, "wait_port_up", broken)
+    monkeypatch.setattr(bridge_add, "wait_port_up", broken)
     with pytest.raises(CNIError, match="injected failure"):
         net.add_in_process(bridge, ct, conf, "ctr-roll", monkeypatch)
     assert_nothing_left(net, ct)
@@ -117,7 +118,7 @@ def test_failure_after_masquerade_rolls_everything_back(net, netns_factory, monk
         assert format_chain_name(net.name, "ctr-roll") in iptables_save(v6=True)
         raise CNIError(999, "injected failure after everything was set up")
 
-    monkeypatch.setattr(bridge, "wait_port_up", broken_ipt)
+    monkeypatch.setattr(bridge_add, "wait_port_up", broken_ipt)
     with pytest.raises(CNIError, match="injected failure"):
         net.add_in_process(bridge, ct, conf, "ctr-roll", monkeypatch)
     assert_nothing_left(net, ct)

@@ -14,6 +14,7 @@ import json
 import pytest
 
 from pycni.kernel.bridge import BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED
+from pycni.plugins.main.bridge import add as bridge_add
 from pycni.plugins.main.bridge import check
 from pycni.plugins.main.bridge import conf as bridge_conf
 from pycni.plugins.main.bridge import links as bridge_links
@@ -224,7 +225,7 @@ def recorded(host_ns, monkeypatch):
     def open_netlink(netns=None):
         return Recorder(real_open(netns), log, vlans)
 
-    for module in (bridge, check):
+    for module in (bridge_add, check):
         monkeypatch.setattr(module, "open_netlink", open_netlink)
 
     def run(verb, conf, ct, cni_path, ifname="eth0", cid="ctr-vlan"):

@@ -124,6 +124,7 @@ def test_failing_step_after_masquerade_rolls_everything_back(
 def test_failing_host_route_rolls_back(net, netns_factory, monkeypatch):
     """A kernel step failing in the middle (the host route) undoes the veth and IPAM."""
     from pycni.kernel.netlink import NetlinkError
+    from pycni.plugins.main.ptp import add as ptp_add
     from pycni.plugins.main.ptp import links as ptp_links
     from pycni.plugins.main.ptp import verbs as ptp
     from pycni.spec.errors import CNIError
@@ -131,7 +132,7 @@ def test_failing_host_route_rolls_back(net, netns_factory, monkeypatch):
     def broken(host_nl, name, result):
         raise ptp_links.kernel_error("failed to add route on host", NetlinkError(22, "add route"))
 
-    monkeypatch.setattr(ptp, "setup_host_veth", broken)
+    monkeypatch.setattr(ptp_add, "setup_host_veth", broken)
     ct = netns_factory()
     with pytest.raises(CNIError, match="failed to add route on host"):
         net.add_in_process(ptp, ct, net.conf(), "ctr-hostroute", monkeypatch)

@@ -8,19 +8,18 @@ executor: a pycni IPAM plugin of the same installation runs in-process.
 from __future__ import annotations
 
 from pycni.invoke import delegate
-from pycni.kernel.netlink import RtNetlink
 from pycni.plugins.launcher import EXECUTOR
-from pycni.plugins.pkg.iface import configure_iface
-from pycni.plugins.pkg.transaction import Undo
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
-from pycni.spec.result import Result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
+    from pycni.kernel.netlink import RtNetlink
+    from pycni.plugins.pkg.transaction import Undo
     from pycni.skel import CmdArgs
+    from pycni.spec.result import Result
 
 
 def ipam_add(ipam_type: str, stdin_data: bytes, undo: Undo) -> Result:
@@ -50,6 +49,8 @@ def add_and_configure(
     copied into `result`, then ConfigureIface on `args.ifname` in
     `args.netns`. `before_configure(result)` may adjust the result first
     (gateways, interface indexes)."""
+    from pycni.plugins.pkg.iface import configure_iface  # ADD's alone, not DEL's
+
     ipam_result = ipam_add(ipam_type, args.stdin_data, undo)
     result.ips = [ipc.copy() for ipc in ipam_result.ips]
     result.routes = [r.copy() for r in ipam_result.routes]

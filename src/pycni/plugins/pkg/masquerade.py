@@ -6,11 +6,9 @@ container address commented `<H(net)>-<H(ifname:id)>, net: .., if: .., id: ..`,
 and a nat base chain `postrouting` (priority srcnat) that skips multicast
 and jumps there. One batch per operation.
 
-iptables (`pkg/ip/ipmasq_iptables_linux.go`): chain `CNI-<hash(net+id)>` in
-table nat (iptables and ip6tables), an ACCEPT for the container subnet, a
-MASQUERADE for non-multicast, and a POSTROUTING jump from the container
-address, all commented `name: "<net>" id: "<id>"`; one iptables-save and at
-most one iptables-restore per family.
+iptables (`pkg/ip/ipmasq_iptables_linux.go`): in `masquerade_iptables`,
+imported only when that backend is configured or holds a chain to remove
+(the iptables backend is a third of what a bridge ADD would load otherwise).
 
 pycni defaults to nftables whenever the kernel has nf_tables (the reference
 defaults to iptables): no process is started on ADD or DEL. Teardown always
@@ -21,19 +19,19 @@ or in the legacy table list, and iptables-save runs only when one exists.
 from __future__ import annotations
 
 from pycni.faultpoint import step
-from pycni.netfilter import nfexpr as x
 from pycni.netfilter import nftables as nft
-from pycni.netfilter.iptables import IptablesError, Table, binary, canon_net, change
+from pycni.netfilter.host import iptables_binary, legacy_tables
 from pycni.netfilter.names import (
     format_chain_name,
-    format_comment,
     format_hash_with_prefix,
     truncate_nft_comment,
 )
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.ipnet import IPNet, format_ip
-from pycni.spec.jsonutil import go_quote
+
+# nfexpr (rule expressions) is imported by the functions that build rules:
+# a DEL lists rules and deletes them by handle only.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,10 +94,15 @@ def setup(
     nets = [IPNet.parse(c) for c in ipns]
     backend = backend or default_backend()
     if backend == "iptables":
+        from pycni.plugins.pkg import masquerade_iptables as ipt
+
         for family in (4, 6):
             fam_nets = [n for n in nets if n.family == family]
             if fam_nets:
-                _ipt_setup(family, fam_nets, network, container_id)
+                try:
+                    ipt.setup(family, fam_nets, network, container_id)
+                except ipt.IptablesError as err:
+                    raise MasqError(str(err))
     else:
         _nft_setup(nets, network, ifname, container_id)
     return backend
@@ -129,13 +132,16 @@ def teardown(
                 c.close()
     except OSError as err:
         errs.append(str(err))
-        families = [f for f in (4, 6) if binary(f)] if nft_unavailable(err) else []
-    for family in families:
-        try:
-            fam_nets = [n for n in nets if n.family == family]
-            _ipt_teardown(family, fam_nets, network, container_id)
-        except IptablesError as err:
-            errs.append(str(err))
+        families = [f for f in (4, 6) if iptables_binary(f)] if nft_unavailable(err) else []
+    if families:
+        from pycni.plugins.pkg import masquerade_iptables as ipt
+
+        for family in families:
+            try:
+                fam_nets = [n for n in nets if n.family == family]
+                ipt.teardown(family, fam_nets, network, container_id)
+            except ipt.IptablesError as err:
+                errs.append(str(err))
     if errs:
         raise MasqError("\n".join(errs))
 
@@ -152,11 +158,14 @@ def gc(network: str, attachments: list[tuple[str, str]]) -> None:
             families = [f for f in (4, 6) if _ipt_nat_in_use(c, f)]
     except OSError as err:
         errs.append(str(err))
-    for family in families:
-        try:
-            _ipt_gc(family, network, valid_ids)
-        except IptablesError as err:
-            errs.append(str(err))
+    if families:
+        from pycni.plugins.pkg import masquerade_iptables as ipt
+
+        for family in families:
+            try:
+                ipt.gc(family, network, valid_ids)
+            except ipt.IptablesError as err:
+                errs.append(str(err))
     if errs:
         raise MasqError("\n".join(errs))
 
@@ -220,16 +229,9 @@ def present(ipns: list[str], network: str, ifname: str, container_id: str) -> bo
         families = sorted({n.family for n in nets}) or [4]
         if not all(_ipt_chain_in_use(c, f, chain) for f in families):
             return False
-    for family in families:
-        try:
-            table = Table.read(family, "nat")
-        except IptablesError:
-            return False
-        if chain not in table.chains or not any(
-            r.target == chain for r in table.rules_of("POSTROUTING")
-        ):
-            return False
-    return True
+    from pycni.plugins.pkg import masquerade_iptables
+
+    return masquerade_iptables.present(families, chain)
 
 
 def nft_unavailable(err: OSError) -> bool:
@@ -246,6 +248,8 @@ def _find_rules(c: nft.Nft, prefix: str) -> list[nft.Rule]:
 
 
 def _postrouting_rules() -> list[list[bytes]]:
+    from pycni.netfilter import nfexpr as x
+
     out = [[*x.addr(FAMILY, "daddr", mc), *x.verdict("return")] for mc in _MULTICAST.values()]
     return [*out, x.verdict("goto", CHAIN)]
 
@@ -268,6 +272,8 @@ def add_base(c: nft.Nft, b: nft.Batch, fast: bool = True) -> None:
 
 
 def _nft_setup(nets: list[IPNet], network: str, ifname: str, container_id: str) -> None:
+    from pycni.netfilter import nfexpr as x
+
     comment = comment_for_instance(network, ifname, container_id)
     try:
         with nft.Nft() as c:
@@ -308,19 +314,9 @@ def _nft_gc(c: nft.Nft, network: str, attachments: list[tuple[str, str]]) -> Non
         b.commit()
 
 
-# --- iptables backend ------------------------------------------------------------------------
+# --- is there anything of iptables here (no process, no iptables module) ---------------------
 
 _NFT_FAMILY = {4: "ip", 6: "ip6"}
-_LEGACY_NAMES = {4: "/proc/net/ip_tables_names", 6: "/proc/net/ip6_tables_names"}
-
-
-def legacy_tables(family: int) -> set[str]:
-    """The legacy (x_tables) tables in use in this netns; no process started."""
-    try:
-        with open(_LEGACY_NAMES[family]) as f:
-            return set(f.read().split())
-    except OSError:
-        return set()
 
 
 def _ipt_nat_in_use(c: nft.Nft, family: int) -> bool:
@@ -333,77 +329,3 @@ def _ipt_chain_in_use(c: nft.Nft, family: int, chain: str) -> bool:
     if "nat" in legacy_tables(family):
         return True
     return c.chain_exists(_NFT_FAMILY[family], "nat", chain)
-
-
-def _cm(comment: str) -> list[str]:
-    return ["-m", "comment", "--comment", comment]
-
-
-def _ipt_setup(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
-    chain = format_chain_name(network, container_id)
-    cm = _cm(format_comment(network, container_id))
-
-    def edit(table: Table) -> None:
-        table.ensure_chain(chain)
-        for n in nets:
-            table.append_unique(chain, ["-d", str(n), "-j", "ACCEPT", *cm])
-            table.append_unique(chain, ["!", "-d", _MULTICAST[n.family], "-j", "MASQUERADE", *cm])
-            table.append_unique("POSTROUTING", ["-s", n.ip_str, "-j", chain, *cm])
-        step("ipmasq.iptables-restore")
-
-    try:
-        change(family, "nat", "add masquerade rules", edit)
-    except IptablesError as err:
-        raise MasqError(str(err))
-
-
-def teardown_lines(table: Table, nets: list[IPNet], chain: str, comment: str) -> None:
-    """Delete the POSTROUTING jumps (bare-IP and legacy CIDR forms, or all of
-    this chain's when no address is known), then flush and delete the chain
-    unless something else still jumps to it."""
-    sources = set()
-    for n in nets:
-        sources.add(canon_net(n.ip_str))
-        sources.add(f"{format_ip(n.family, n.network)}/{n.prefixlen}")
-    remaining = 0
-    for r in list(table.rules):
-        if r.target != chain:
-            continue
-        if r.chain == "POSTROUTING" and r.comment == comment and (not nets or r.source in sources):
-            table.delete(r)
-        else:
-            remaining += 1
-    if not remaining:
-        table.delete_chain(chain)
-
-
-def _ipt_teardown(family: int, nets: list[IPNet], network: str, container_id: str) -> None:
-    chain = format_chain_name(network, container_id)
-
-    def edit(table: Table) -> None:
-        teardown_lines(table, nets, chain, format_comment(network, container_id))
-        step("ipmasq.iptables-restore")
-
-    change(family, "nat", "delete masquerade rules", edit)
-
-
-def _ipt_gc(family: int, network: str, valid_ids: set[str]) -> None:
-    change(
-        family, "nat", "garbage-collect masquerade rules", lambda t: _gc_edit(t, network, valid_ids)
-    )
-
-
-def _gc_edit(table: Table, network: str, valid_ids: set[str]) -> None:
-    prefix = f"name: {go_quote(network)} id: "
-    stale: set[str] = set()
-    for r in table.rules_of("POSTROUTING"):
-        if not r.comment.startswith(prefix):
-            continue
-        cid = r.comment[len(prefix) :]
-        if len(cid) < 2 or cid[0] != '"' or cid[-1] != '"':
-            continue
-        cid = cid[1:-1]
-        if cid not in valid_ids and r.target == format_chain_name(network, cid):
-            stale.add(cid)
-    for cid in sorted(stale):
-        teardown_lines(table, [], format_chain_name(network, cid), format_comment(network, cid))

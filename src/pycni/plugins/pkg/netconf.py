@@ -9,11 +9,12 @@ same `get_*` getters (pycni.spec.jsonutil) and raise `invalid(...)`.
 
 from __future__ import annotations
 
-from pycni.spec.args import load_args
 from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
-from pycni.spec.ipnet import parse_mac
 from pycni.spec.jsonutil import ci_get, get_dict, get_list, get_str
-from pycni.spec.result import DNS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.spec.result import DNS
 
 
 def invalid(msg: str, details: str = "") -> CNIError:
@@ -66,6 +67,9 @@ def parse_dns(conf: dict) -> DNS | None:
     domain = get_str(dns, "domain")
     if nameservers is None and search is None and options is None and not domain:
         return None
+    # deliberately here: a DEL that reads only the name need not load results
+    from pycni.spec.result import DNS
+
     return DNS(nameservers or [], domain, search or [], options or [])
 
 
@@ -89,6 +93,8 @@ def requested_mac(conf: dict, cni_args: str, check: bool, own_key: bool = False)
     if own_key:
         mac, source = get_str(conf, "mac"), "mac"
     if cni_args:
+        from pycni.spec.args import load_args
+
         env = load_args(cni_args, {"MAC": "str"})
         if env.get("MAC"):
             mac, source = str(env["MAC"]), "CNI_ARGS MAC"
@@ -111,6 +117,8 @@ def requested_mac(conf: dict, cni_args: str, check: bool, own_key: bool = False)
 
 def ethernet_mac(mac: str, source: str = "mac") -> str:
     """A 6-byte MAC as lower-case aa:bb:cc:dd:ee:ff (net.ParseMAC's forms)."""
+    from pycni.spec.ipnet import parse_mac  # a MAC asked for: rare, and ADD only
+
     try:
         text = parse_mac(mac.strip())
     except ValueError:

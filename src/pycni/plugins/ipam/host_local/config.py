@@ -11,7 +11,6 @@ require).
 
 from __future__ import annotations
 
-from pycni.plugins.ipam.host_local.allocator import Range, RangeError, RangeSet
 from pycni.plugins.ipam.host_local.store import DEFAULT_DATA_DIR
 from pycni.plugins.pkg.ipamconf import ipam_section, parse_routes
 from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
@@ -20,7 +19,11 @@ from pycni.spec.jsonutil import ci_get, get_list, json_kind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from pycni.plugins.ipam.host_local.allocator import Range, RangeSet
     from pycni.spec.result import Route
+
+# The ranges' types (`allocator`) are imported where ranges are parsed: a
+# DEL reads only the name and dataDir (`load_store`).
 
 _RANGE_IPS = ("rangeStart", "rangeEnd", "gateway")
 
@@ -176,6 +179,8 @@ def _cni_args_ip(cni_args: str) -> list[tuple[int, int]]:
 
 
 def _range_sets(ipam: dict, runtime: dict, cni_version: str) -> list[RangeSet]:
+    from pycni.plugins.ipam.host_local.allocator import RangeError, RangeSet
+
     sources: list[tuple[str, object]] = []
     runtime_sets = ci_get(runtime, "ipRanges")
     if runtime_sets is not None:
@@ -256,6 +261,7 @@ def _unassignable(net) -> str:
 
 def _range(obj: object, where: str) -> Range:
     """Decode and canonicalise one range object; raises RangeError."""
+    from pycni.plugins.ipam.host_local.allocator import Range, RangeError
     from pycni.spec.ipnet import IPNet
 
     if obj is None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pycni.plugins.ipam.host_local.allocator import Allocator, free_count
 from pycni.plugins.ipam.host_local.config import load, load_store
-from pycni.plugins.ipam.host_local.dns import parse_resolv_conf
 from pycni.plugins.ipam.host_local.store import Store, parse_owner
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, ERR_IO_FAILURE, ERR_PLUGIN_NOT_AVAILABLE, CNIError
@@ -13,9 +11,13 @@ from pycni.spec.result import DNS, IPConfig, Result
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from pycni.plugins.ipam.host_local.allocator import Allocator
+
     cfg = load(args.conf, args.args, args.cni_version)
     dns = DNS()
     if cfg.resolv_conf:
+        from pycni.plugins.ipam.host_local.dns import parse_resolv_conf
+
         dns = parse_resolv_conf(cfg.resolv_conf)
 
     # One requested address per range set, in request order.
@@ -177,6 +179,7 @@ def cmd_gc(args: CmdArgs) -> None:
 
 def cmd_status(args: CmdArgs) -> None:
     """Fail with code 50 when some range set has no free address left."""
+    from pycni.plugins.ipam.host_local.allocator import free_count
 
     cfg = load(args.conf, "", args.cni_version)
     reserved = [addr for _, addr in Store(cfg.data_dir, cfg.name).addresses()]

@@ -9,7 +9,10 @@ from pycni.plugins.pkg.errors import annotate
 from pycni.plugins.pkg.netns import NetnsGone, open_netlink
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, CNIError
-from pycni.spec.result import Interface, IPConfig, Result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.spec.result import Result
 
 LO = "lo"
 
@@ -25,6 +28,8 @@ def _lo(ctr_nl: RtNetlink, netns: str) -> Link:
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from pycni.spec.result import Interface, IPConfig, Result  # ADD's alone
+
     prev = args.prev_result  # validates a prevResult before touching anything
     ctr_nl = open_netlink(args.netns)
     try:

@@ -15,7 +15,6 @@ ignored as in the reference 1.1.1.
 
 from __future__ import annotations
 
-from pycni.netfilter.names import format_hash_with_prefix
 from pycni.plugins.pkg import netconf
 from pycni.plugins.pkg.netconf import invalid
 from pycni.spec.jsonutil import ci_get, fold_key, json_kind
@@ -26,10 +25,6 @@ KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
 _FOLDED = {fold_key(k): k for k in KEYS}
 _MAX_UINT64 = (1 << 64) - 1
 _MAX_UINT32 = (1 << 32) - 1
-IFB_PREFIX = "bwp"
-ALIAS_PREFIX = "pycni bandwidth "
-IFALIASZ = 256
-IFB_NAME_LEN = 15
 
 
 class Direction:
@@ -191,16 +186,3 @@ def shape_for_kernel(d: Direction, tick: float) -> tuple[int, int, int]:
             "lasts less than a microsecond, which the kernel cannot shape"
         )
     return shape
-
-
-def ifb_alias(network: str) -> str:
-    """The alias ADD gives the IFBs it creates, by which GC knows them; ""
-    when it would not fit the kernel's 255 bytes (those IFBs get none)."""
-    alias = ALIAS_PREFIX + network
-    return alias if len(alias.encode("utf-8", "surrogateescape")) < IFALIASZ else ""
-
-
-def ifb_name(network: str, container_id: str) -> str:
-    """The egress IFB's name: ("bwp" + hex SHA-512(network + containerID))[:15],
-    the reference's utils.MustFormatHashWithPrefix."""
-    return format_hash_with_prefix(IFB_NAME_LEN, IFB_PREFIX, network + container_id)

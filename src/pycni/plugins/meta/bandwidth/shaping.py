@@ -12,7 +12,7 @@ from pycni.faultpoint import step
 from pycni.kernel import tc
 from pycni.kernel.link import Link
 from pycni.kernel.netlink import LinkNotFound, RtNetlink
-from pycni.plugins.meta.bandwidth.conf import IFB_PREFIX, Direction, expected_shape, ifb_alias
+from pycni.plugins.meta.bandwidth.conf import Direction, expected_shape
 from pycni.plugins.pkg.errors import annotate
 from pycni.plugins.pkg.transaction import Undo
 from pycni.spec.errors import ERR_INTERNAL, CNIError
@@ -117,35 +117,6 @@ def add_egress(
     with annotate("create ifb qdisc: create qdisc"):
         host_nl.qdisc_add_tbf(ifb, rate, buffer, limit, TBF_HANDLE)
     return ifb
-
-
-def delete_ifb(host_nl: RtNetlink, name: str) -> bool:
-    """Delete the IFB `name` if there is one; False when there was none.
-    A link of that name that is not an IFB is left alone."""
-    link = host_nl.link_find(name)
-    if link is None or link.kind != "ifb":
-        return False
-    try:
-        host_nl.link_del(link)
-    except LinkNotFound:
-        return False
-    return True
-
-
-def stale_ifbs(host_nl: RtNetlink, network: str, keep: set[str]) -> list[Link]:
-    """The IFBs this plugin made for `network` (by their alias) whose name is
-    not in `keep`."""
-    alias = ifb_alias(network)
-    if not alias:
-        return []
-    return [
-        link
-        for link in host_nl.link_list()
-        if link.kind == "ifb"
-        and link.alias == alias
-        and link.name.startswith(IFB_PREFIX)
-        and link.name not in keep
-    ]
 
 
 # --- CHECK ------------------------------------------------------------------------------------

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from pycni.faultpoint import step
-from pycni.kernel.tc import tick_in_usec
-from pycni.plugins.meta.bandwidth.conf import ifb_alias, ifb_name, load, shape_for_kernel
-from pycni.plugins.meta.bandwidth.shaping import (
-    add_egress,
-    add_ingress,
-    check_redirect,
-    check_tbf,
-    delete_ifb,
-    host_veth,
-    stale_ifbs,
-)
+from pycni.plugins.meta.bandwidth.ifb import delete_ifb, ifb_alias, ifb_name, stale_ifbs
 from pycni.plugins.pkg.errors import Failures, annotate
 from pycni.plugins.pkg.netconf import NetConf, invalid
 from pycni.plugins.pkg.netns import open_netlink
-from pycni.plugins.pkg.transaction import add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, CNIError
-from pycni.spec.result import Interface, Result
+
+# The config's rates (`conf`), the shaping steps and the tc codec are
+# imported by the verbs that shape: DEL and GC need only the IFB's name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.spec.result import Result
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from pycni.kernel.tc import tick_in_usec
+    from pycni.plugins.meta.bandwidth.conf import load, shape_for_kernel
+    from pycni.plugins.meta.bandwidth.shaping import add_egress, add_ingress
+    from pycni.plugins.pkg.transaction import add_transaction
+    from pycni.spec.result import Interface, Result
+
     conf = load(args.conf)
     prev = args.prev_result
     if conf.is_zero:
@@ -52,6 +52,8 @@ def cmd_add(args: CmdArgs) -> Result:
 
 def _host_veth(host_nl, args: CmdArgs, prev: Result):
     """The host end of the container interface's veth (see `host_veth`)."""
+    from pycni.plugins.meta.bandwidth.shaping import host_veth
+
     ctr_nl = open_netlink(args.netns)
     try:
         return host_veth(host_nl, ctr_nl, args.ifname, args.netns, prev)
@@ -76,6 +78,10 @@ def cmd_del(args: CmdArgs) -> None:
 
 
 def cmd_check(args: CmdArgs) -> None:
+    from pycni.kernel.tc import tick_in_usec
+    from pycni.plugins.meta.bandwidth.conf import load
+    from pycni.plugins.meta.bandwidth.shaping import check_redirect, check_tbf
+
     conf = load(args.conf)
     prev = args.prev_result
     if prev is None:

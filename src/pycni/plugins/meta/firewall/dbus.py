@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import struct
 
-DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
+from pycni.plugins.meta.firewall.busaddr import system_bus_path
+
 BUS_NAME = "org.freedesktop.DBus"
 BUS_PATH = "/org/freedesktop/DBus"
 
@@ -55,40 +56,6 @@ class DBusError(Exception):
         self.name = name
         self.message = message
         super().__init__(f"{name}: {message}" if message else name)
-
-
-def system_bus_path(environ=None) -> str | bytes | None:
-    """The AF_UNIX address of the system bus (DBUS_SYSTEM_BUS_ADDRESS, else
-    the default), None when it names no unix path or abstract socket."""
-    env = os.environ if environ is None else environ
-    address = env.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
-    for entry in address.split(";"):
-        transport, _, params = entry.partition(":")
-        if transport != "unix":
-            continue
-        kv = dict(p.partition("=")[::2] for p in params.split(",") if p)
-        if kv.get("path"):
-            return _unescape(kv["path"])
-        if kv.get("abstract"):
-            return b"\0" + _unescape(kv["abstract"]).encode("utf-8", "surrogateescape")
-    return None
-
-
-def _unescape(text: str) -> str:
-    """D-Bus address values escape bytes as %XX."""
-    if "%" not in text:
-        return text
-    out = bytearray()
-    i = 0
-    raw = text.encode("utf-8", "surrogateescape")
-    while i < len(raw):
-        if raw[i] == 0x25 and i + 2 < len(raw):
-            out.append(int(raw[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.append(raw[i])
-            i += 1
-    return out.decode("utf-8", "surrogateescape")
 
 
 # --- marshalling ---------------------------------------------------------------------------

@@ -12,29 +12,26 @@ nftables-only host gets no iptables tables created behind its back.
 
 from __future__ import annotations
 
-from pycni.netfilter import iptables
-from pycni.plugins.meta.firewall import firewalld
-
-_LEGACY_NAMES = ("ip_tables_names", "ip6_tables_names")
+from pycni.netfilter.host import iptables_binary, legacy_tables
+from pycni.plugins.meta.firewall.busaddr import bus_may_exist
 
 
 def default_backend() -> str:
-    if firewalld.running():
-        return "firewalld"
-    if iptables.binary(4) is None:
+    # the D-Bus client is loaded only when there may be a bus to ask
+    if bus_may_exist():
+        from pycni.plugins.meta.firewall import firewalld
+
+        if firewalld.running():
+            return "firewalld"
+    if iptables_binary(4) is None:
         return "nftables"
     return "iptables" if filter_table_in_use() else "nftables"
 
 
 def filter_table_in_use() -> bool:
     """An iptables filter table exists in this network namespace (either family)."""
-    for names in _LEGACY_NAMES:
-        try:
-            with open(f"/proc/thread-self/net/{names}") as f:
-                if "filter" in f.read().split():
-                    return True
-        except OSError:
-            pass  # module not loaded: no legacy table
+    if "filter" in legacy_tables(4) or "filter" in legacy_tables(6):
+        return True
     from pycni.netfilter.nftables import Nft
 
     try:

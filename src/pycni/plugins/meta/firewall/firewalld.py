@@ -13,10 +13,9 @@ have added nothing there). The reference fails DEL too when there is no bus.
 
 from __future__ import annotations
 
-import os
-
 from pycni.faultpoint import step
 from pycni.plugins.meta.firewall import dbus
+from pycni.plugins.meta.firewall.busaddr import bus_may_exist
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 
@@ -36,10 +35,9 @@ NOT_SUPPORTED = "firewalld backend is not supported: no firewalld on the system 
 def running() -> bool:
     """Whether firewalld owns its name on the system bus (the reference's
     isFirewalldRunning); no socket file means no, without a connection."""
-    path = dbus.system_bus_path()
-    if path is None or (isinstance(path, str) and not os.path.exists(path)):
+    if not bus_may_exist():
         return False
-    return dbus.name_has_owner(NAME, path)
+    return dbus.name_has_owner(NAME, dbus.system_bus_path())
 
 
 def _connect() -> dbus.Bus | None:

@@ -39,12 +39,14 @@ the iptables backend's explicit RETURN rules have no counterpart.
 from __future__ import annotations
 
 from pycni.faultpoint import step
-from pycni.netfilter import nfexpr as x
 from pycni.netfilter import nftables as nft
 from pycni.netfilter.names import NFT_COMMENT_MAX
 from pycni.plugins.pkg.errors import warn
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
+
+# nfexpr (rule expressions, with spec.ipnet) is imported by the functions
+# that build rules: a DEL lists rules and deletes them by handle only.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,6 +116,8 @@ def stage2_comment(bridge: str) -> str:
 
 def ip_rules(ip: str) -> list[list[bytes]]:
     """The two forward rules of one container address."""
+    from pycni.netfilter import nfexpr as x
+
     return [
         [*x.addr(FAMILY, "daddr", ip), *x.ct_state("established", "related"), *x.verdict("accept")],
         [*x.addr(FAMILY, "saddr", ip), *x.verdict("accept")],
@@ -122,6 +126,8 @@ def ip_rules(ip: str) -> list[list[bytes]]:
 
 def isolation_rules(bridge: str, policy: str) -> list[tuple[str, str, list[bytes]]]:
     """(chain, comment, expressions) of the isolation of one bridge."""
+    from pycni.netfilter import nfexpr as x
+
     rules = [
         (
             STAGE_1,
@@ -176,6 +182,8 @@ def add(conf: NetConf, result: Result, bridge: str, comment: str) -> None:
 
 
 def _add(c: nft.Nft, conf: NetConf, result: Result, bridge: str, comment: str) -> None:
+    from pycni.netfilter import nfexpr as x
+
     forward = c.rules(FAMILY, TABLE, FORWARD)
     b = c.batch()
     # re-adding existing chains would make this process's exit wait for an
@@ -234,6 +242,8 @@ def _dedupe(c: nft.Nft) -> None:
 
 
 def _add_isolation(c: nft.Nft, b: nft.Batch, forward: list, bridge: str, policy: str) -> None:
+    from pycni.netfilter import nfexpr as x
+
     present = {(r.chain, r.comment) for r in c.rules(FAMILY, TABLE)}
     b.add_chain(FAMILY, TABLE, STAGE_1)
     b.add_chain(FAMILY, TABLE, STAGE_2)
@@ -348,12 +358,15 @@ def _verdict(rule: nft.Rule) -> tuple[int, str] | None:
 
 
 def _jumps_to(rule: nft.Rule, chain: str) -> bool:
+    from pycni.netfilter import nfexpr as x
+
     return _verdict(rule) == (x.NFT_JUMP, chain)
 
 
 def rule_match(rule: nft.Rule) -> tuple[str, str, bool] | None:
     """(field, ip, with ct state) of a per-address rule that accepts, else None."""
     from pycni.kernel.netlink import iter_attrs
+    from pycni.netfilter import nfexpr as x
     from pycni.spec.ipnet import format_ip6
 
     if _verdict(rule) != (x.NF_ACCEPT, ""):

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pycni.plugins.meta.firewall.conf import NetConf, load
 from pycni.plugins.pkg.errors import Failures
 from pycni.plugins.pkg.netconf import invalid
-from pycni.plugins.pkg.transaction import add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
 from pycni.spec.jsonutil import go_quote
-from pycni.spec.result import Result
 from pycni.spec.validate import config_interface_name_problem
+
+# Backends, the transaction and the result types are imported by the verbs
+# that use them: a DEL on the nftables backend parses no prevResult.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.spec.result import Result
 
 
 def backend_of(conf: NetConf) -> str:
@@ -60,6 +64,8 @@ def _comment(conf: NetConf, args: CmdArgs) -> str:
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from pycni.plugins.pkg.transaction import add_transaction
+
     conf = load(args.conf)
     prev = _prev(args)
     bridge = bridge_of(conf, prev)
@@ -87,13 +93,15 @@ def cmd_del(args: CmdArgs) -> None:
     backend finds the rules by their comment; the others then know no
     addresses), twice, and with the netns gone (nothing here is in it)."""
     conf = load(args.conf)
-    try:
-        prev = args.prev_result
-    except CNIError:
-        prev = None  # an unreadable prevResult names no addresses
     backend = backend_of(conf)
-    if prev is None and backend != "nftables":
-        prev = addresses_in_netns(args.netns, args.ifname)
+    prev = None
+    if backend != "nftables":  # nftables rules are found by comment, not address
+        try:
+            prev = args.prev_result
+        except CNIError:
+            prev = None  # an unreadable prevResult names no addresses
+        if prev is None:
+            prev = addresses_in_netns(args.netns, args.ifname)
     failures = Failures()
     if backend == "iptables":
         from pycni.plugins.meta.firewall import iptables_backend
@@ -121,7 +129,7 @@ def addresses_in_netns(netns: str, ifname: str) -> Result | None:
         return None
     from pycni.kernel.netlink import AF_INET, AF_INET6
     from pycni.plugins.pkg.netns import open_netlink
-    from pycni.spec.result import IPConfig
+    from pycni.spec.result import IPConfig, Result
 
     try:
         nl = open_netlink(netns)

@@ -9,6 +9,7 @@ characters, `;`) are refused too.
 
 from __future__ import annotations
 
+from pycni.netfilter.names import format_chain_name
 from pycni.plugins.pkg.netconf import invalid
 from pycni.spec.ipnet import parse_ip
 from pycni.spec.jsonutil import ci_get, get_bool, get_dict, get_int, get_list, get_str
@@ -213,3 +214,10 @@ def container_ips(prev: Result, ifname: str) -> dict[int, str]:
                 continue
         out[fam] = ipc.address
     return out
+
+
+def dnat_chain(network: str, cid: str) -> str:
+    """The iptables chain of one container's port mappings (CNI-DN-...):
+    here, not in ipt_backend, because DEL looks for it before it knows
+    whether the iptables backend is needed at all."""
+    return format_chain_name(network, cid, "DN-")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pycni.netfilter.iptables import Table, change
 from pycni.netfilter.names import format_chain_name
-from pycni.plugins.meta.portmap.conf import PortMapConf
+from pycni.plugins.meta.portmap.conf import PortMapConf, dnat_chain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,10 +29,6 @@ OLD_TOP_SNAT = "CNI-HOSTPORT-SNAT"
 
 def _change(family: int, op: str, edit: Callable[[Table], None]) -> None:
     change(family, "nat", op, edit)
-
-
-def dnat_chain(network: str, cid: str) -> str:
-    return format_chain_name(network, cid, "DN-")
 
 
 def old_snat_chain(network: str, cid: str) -> str:

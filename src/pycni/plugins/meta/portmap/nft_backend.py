@@ -17,10 +17,12 @@ Anything else is a config error naming the token.
 
 from __future__ import annotations
 
-from pycni.netfilter import nfexpr as x
 from pycni.netfilter import nftables as nft
 from pycni.plugins.meta.portmap.conf import PortMapConf
 from pycni.plugins.pkg.netconf import invalid
+
+# nfexpr (rule expressions, with spec.ipnet) is imported by the functions
+# that build rules: a DEL lists rules and deletes them by handle only.
 
 TABLE = "cni_hostport"
 TABLE_COMMENT = "CNI portmap plugin"
@@ -35,6 +37,8 @@ _SNAT_PRIORITY = 100
 
 def compile_conditions(tokens: list[str] | None, family: int, key: str) -> list[bytes]:
     """The expressions of `conditionsV4/V6` in nftables syntax (see module doc)."""
+    from pycni.netfilter import nfexpr as x
+
     if not tokens:
         return []
     words = " ".join(tokens).split()
@@ -96,6 +100,8 @@ def check_conditions(conf: PortMapConf) -> None:
 def _ifname_match(word: str, name: str, neq: bool) -> list[bytes]:
     """`iifname|oifname [!=] <name>`; a trailing `*` is a prefix match, as
     in nft (which compares only the prefix's bytes)."""
+    from pycni.netfilter import nfexpr as x
+
     if "\\" in name:
         raise ValueError(name)  # nft's escapes (`eth\*`): not compiled
     key = x.META_IIFNAME if word == "iifname" else x.META_OIFNAME
@@ -109,6 +115,8 @@ def _ifname_match(word: str, name: str, neq: bool) -> list[bytes]:
 
 def forward(c: nft.Nft, conf: PortMapConf, family: int, container_ip: str, cid: str) -> None:
     """The ADD transaction for one family, all or nothing."""
+    from pycni.netfilter import nfexpr as x
+
     fam = FAMILIES[family]
     ip = container_ip.partition("/")[0]
     key = "conditionsV4" if family == 4 else "conditionsV6"

@@ -1,14 +1,18 @@
-"""The portmap plugin's verbs."""
+"""The portmap plugin's verbs.
+
+The iptables backend (`ipt_backend`, `netfilter.iptables`) is imported
+where it runs: on the default nftables path, and in a DEL that finds no
+iptables chain of this container, it is never loaded.
+"""
 
 from __future__ import annotations
 
 from pycni.faultpoint import step
 from pycni.netfilter import nftables as nft
-from pycni.netfilter.iptables import IptablesError
-from pycni.plugins.meta.portmap import ipt_backend, nft_backend
-from pycni.plugins.meta.portmap.conf import PortMapConf, check_host_ips, load
+from pycni.netfilter.host import legacy_tables
+from pycni.plugins.meta.portmap import nft_backend
+from pycni.plugins.meta.portmap.conf import PortMapConf, check_host_ips, dnat_chain, load
 from pycni.plugins.pkg.errors import Failures, warn
-from pycni.plugins.pkg.masquerade import legacy_tables
 from pycni.plugins.pkg.transaction import Undo, add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, CNIError
@@ -63,6 +67,9 @@ def _forward(conf: PortMapConf, family: int, ip: str, cid: str, undo: Undo) -> N
         except OSError as err:
             raise _internal("unable to set up nftables rules for port mappings", err)
     else:
+        from pycni.netfilter.iptables import IptablesError
+        from pycni.plugins.meta.portmap import ipt_backend
+
         undo.push("delete iptables port mappings", ipt_backend.unforward, family, conf.name, cid)
         try:
             ipt_backend.forward(conf, family, ip, cid)
@@ -121,7 +128,7 @@ def cmd_del(args: CmdArgs) -> None:
     conf_name = _load_name(args)
     failures = Failures()
     families: list[int] = []
-    chain = ipt_backend.dnat_chain(conf_name, args.container_id)
+    chain = dnat_chain(conf_name, args.container_id)
     try:
         with nft.Nft() as c:
             step("portmap.del.nft")
@@ -131,12 +138,16 @@ def cmd_del(args: CmdArgs) -> None:
         if not _nft_missing(err):
             failures.add(_internal("error deleting nftables rules", err))
         families = [4, 6]
-    for family in families:
-        try:
-            step("portmap.del.iptables")
-            ipt_backend.unforward(family, conf_name, args.container_id)
-        except IptablesError as err:
-            failures.add(_internal(f"could not teardown ipv{family} dnat", err))
+    if families:
+        from pycni.netfilter.iptables import IptablesError
+        from pycni.plugins.meta.portmap import ipt_backend
+
+        for family in families:
+            try:
+                step("portmap.del.iptables")
+                ipt_backend.unforward(family, conf_name, args.container_id)
+            except IptablesError as err:
+                failures.add(_internal(f"could not teardown ipv{family} dnat", err))
     failures.raise_if_any()
 
 
@@ -166,6 +177,12 @@ def cmd_check(args: CmdArgs) -> None:
         raise CNIError(ERR_INTERNAL, "Required prevResult missing")
     if not conf.mappings:
         return
+    failed: tuple[type[Exception], ...] = (OSError,)
+    if conf.backend != "nftables":
+        from pycni.netfilter.iptables import IptablesError
+        from pycni.plugins.meta.portmap import ipt_backend
+
+        failed = (OSError, IptablesError)
     for family, ip in sorted(conf.container_ips.items()):
         try:
             if conf.backend == "nftables":
@@ -173,7 +190,7 @@ def cmd_check(args: CmdArgs) -> None:
                     problem = nft_backend.check(c, conf, family, args.container_id)
             else:
                 problem = ipt_backend.check(conf, family, ip, args.container_id)
-        except (OSError, IptablesError) as err:
+        except failed as err:
             raise _internal(f"could not check ipv{family} port mappings", err)
         if problem:
             raise CNIError(ERR_INTERNAL, f"could not check ipv{family} dnat: {problem}")
@@ -198,11 +215,15 @@ def cmd_gc(args: CmdArgs) -> None:
             ]
     except OSError:
         families = []
-    for family in families:
-        try:
-            ipt_backend.gc(family, conf.name, valid)
-        except IptablesError as err:
-            failures.add(_internal("could not garbage-collect port mappings", err))
+    if families:
+        from pycni.netfilter.iptables import IptablesError
+        from pycni.plugins.meta.portmap import ipt_backend
+
+        for family in families:
+            try:
+                ipt_backend.gc(family, conf.name, valid)
+            except IptablesError as err:
+                failures.add(_internal("could not garbage-collect port mappings", err))
     failures.raise_if_any()
 
 

@@ -19,11 +19,11 @@ import os
 
 from pycni.faultpoint import step
 from pycni.fsutil import make_dirs, remove_file, write_atomic
-from pycni.kernel.link import IFF_ALLMULTI, Link
 from pycni.spec.jsonutil import ci_get, go_dumps, go_loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from pycni.kernel.link import Link
     from pycni.plugins.meta.tuning.conf import TuningConf
 
 GC_DIR = "pycni-gc"
@@ -50,6 +50,8 @@ def snapshot(link: Link, conf: TuningConf) -> dict:
     if conf.mtu and link.mtu:
         saved["mtu"] = link.mtu
     if conf.allmulti is not None:
+        from pycni.kernel.link import IFF_ALLMULTI  # loaded by the ADD that calls this
+
         saved["allmulti"] = bool(link.flags & IFF_ALLMULTI)
     if conf.txqlen is not None:
         saved["txQLen"] = link.txqlen

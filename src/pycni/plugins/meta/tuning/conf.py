@@ -15,9 +15,7 @@ import os
 
 from pycni.plugins.pkg import netconf
 from pycni.plugins.pkg.netconf import invalid
-from pycni.spec.args import load_args
 from pycni.spec.errors import ERR_INTERNAL, ERR_INVALID_ENVIRONMENT_VARIABLES, CNIError
-from pycni.spec.ipnet import parse_mac
 from pycni.spec.jsonutil import (
     Pairs,
     ci_get,
@@ -86,6 +84,8 @@ def load(
     n.allmulti = _opt(get_bool, conf, "allmulti", "")
     n.txqlen = _opt(get_int, conf, "txQLen", "")
     if cni_args:
+        from pycni.spec.args import load_args  # only with CNI_ARGS: DEL never loads it
+
         env_mac = load_args(cni_args, {"MAC": "str"}).get("MAC")
         if env_mac:
             mac, source = str(env_mac), "CNI_ARGS MAC"
@@ -150,6 +150,8 @@ def _opt(getter, d: dict, key: str, prefix: str, default=None):
 
 def _mac(mac: str, source: str) -> str:
     """The MAC in the kernel's text form; net.ParseMAC's forms are accepted."""
+    from pycni.spec.ipnet import parse_mac  # a MAC configured: ADD or CHECK only
+
     try:
         return parse_mac(mac)
     except ValueError:

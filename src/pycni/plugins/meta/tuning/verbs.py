@@ -12,22 +12,24 @@ from __future__ import annotations
 import os
 
 from pycni.faultpoint import step
-from pycni.kernel import sysctl
-from pycni.kernel.link import IFF_ALLMULTI, Link
-from pycni.kernel.netlink import RtNetlink
-from pycni.kernel.netns import enter
 from pycni.plugins.meta.tuning import backup
 from pycni.plugins.meta.tuning.conf import TuningConf, data_dir, load, sysctl_name, sysctl_path
 from pycni.plugins.pkg.errors import Failures, annotate, warn
 from pycni.plugins.pkg.netconf import invalid
-from pycni.plugins.pkg.netns import NetnsGone, open_netlink
-from pycni.plugins.pkg.transaction import Undo, add_transaction
 from pycni.skel import CmdArgs
 from pycni.spec import errors
 from pycni.spec.errors import CNIError
-from pycni.spec.ipnet import parse_mac
 from pycni.spec.jsonutil import go_quote
-from pycni.spec.result import Result
+
+# The kernel modules (netlink, link, netns, sysctl) are imported inside the
+# verbs that use them: a DEL with no backup of this attachment, the common
+# case, restores nothing and loads none of them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pycni.kernel.link import Link
+    from pycni.kernel.netlink import RtNetlink
+    from pycni.plugins.pkg.transaction import Undo
+    from pycni.spec.result import Result
 
 
 def _load(args: CmdArgs, allowlist: bool = True) -> TuningConf:
@@ -50,6 +52,9 @@ def _prev_result(args: CmdArgs) -> Result:
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from pycni.plugins.pkg.netns import open_netlink
+    from pycni.plugins.pkg.transaction import add_transaction
+
     conf = _load(args)
     result = _prev_result(args)
     ctr_nl = open_netlink(args.netns)
@@ -86,6 +91,9 @@ def _add(args: CmdArgs, conf: TuningConf, ctr_nl: RtNetlink, result: Result, und
 def _write_sysctls(args: CmdArgs, conf: TuningConf, undo: Undo) -> None:
     """Write each sysctl (always, as the reference does), remembering the
     old value of each one that can be read, for the rollback."""
+    from pycni.kernel import sysctl
+    from pycni.kernel.netns import enter
+
     written: list[tuple[str, str]] = []
     undo.push(f"restore sysctls in netns {args.netns}", _restore_sysctls, args.netns, written)
     with enter(args.netns):
@@ -111,6 +119,9 @@ def _write_sysctls(args: CmdArgs, conf: TuningConf, undo: Undo) -> None:
 def _restore_sysctls(netns: str, written: list[tuple[str, str]]) -> None:
     if not written:
         return
+    from pycni.kernel import sysctl
+    from pycni.kernel.netns import enter
+
     with enter(netns):
         for name, old in reversed(written):
             try:
@@ -144,6 +155,8 @@ def _write_backup(args: CmdArgs, conf: TuningConf, link: Link, undo: Undo) -> No
 def _set_link(args: CmdArgs, conf: TuningConf, ctr_nl: RtNetlink, link: Link, undo: Undo) -> None:
     """MAC, promisc, MTU, allmulti, txqlen: one request each, in the
     reference's order, each followed by its undo."""
+    from pycni.kernel.link import IFF_ALLMULTI
+
     where = f"{args.ifname} in netns {args.netns}"
     if conf.mac:
         step("tuning.add.mac")
@@ -230,6 +243,9 @@ def _restore(args: CmdArgs, saved: dict) -> bool:
     or link that is gone has nothing left to restore."""
     if not saved or not args.netns:
         return True
+    from pycni.plugins.pkg.netns import NetnsGone, open_netlink
+    from pycni.spec.ipnet import parse_mac
+
     try:
         ctr_nl = open_netlink(args.netns)
     except NetnsGone:
@@ -286,6 +302,9 @@ def cmd_check(args: CmdArgs) -> None:
     """The reference's CHECK: every sysctl and configured attribute has the
     configured value (sysctls compared by their whitespace-separated fields,
     MACs in canonical form); promisc must be off unless configured on."""
+    from pycni.kernel.link import IFF_ALLMULTI
+    from pycni.plugins.pkg.netns import open_netlink
+
     conf = _load(args, allowlist=False)
     _prev_result(args)
     ctr_nl = open_netlink(args.netns)
@@ -323,6 +342,9 @@ def cmd_check(args: CmdArgs) -> None:
 
 
 def _check_sysctls(args: CmdArgs, conf: TuningConf) -> None:
+    from pycni.kernel import sysctl
+    from pycni.kernel.netns import enter
+
     with enter(args.netns):
         for key, value in conf.sysctl.items():
             path = sysctl_path(key, args.ifname)
