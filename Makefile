@@ -67,6 +67,8 @@ demo: venv
 
 bench: venv
 	$(PY) bench/bench_plugins.py
+	$(PY) bench/bench_chain.py
+	$(PY) bench/bench_runtime.py
 
 bench-versions: venv
 	$(PY) bench/bench_versions.py --pyenv-root $(PYENV_ROOT) $(MATRIX_VERSIONS)

@@ -14,9 +14,14 @@ Two networks a runtime really uses, each set up once for the Go plugins
 In one run, interleaved round by round inside a throwaway sandbox host
 namespace, our Go libcni driver (tests/interop/gocnitool) ADDs and DELs a
 fresh container netns; the bare interpreter start (`python3 -I -S -c pass`)
-is timed beside them as the floor no Python plugin can go under.
+is timed beside them as the floor no Python plugin can go under, and so is
+one bridge process answering VERSION. Then, once per plugin set:
+--concurrency simultaneous ADDs of as many containers on the `bridge`
+network, then their DELs (wall time of each batch), and the peak RSS of
+every plugin process of one ADD and DEL of each network (GNU time around
+each plugin exec).
 
-Usage: sudo .venv/bin/python bench/bench_chain.py [--runs 20]
+Usage: sudo .venv/bin/python bench/bench_chain.py [--runs 20] [--concurrency 20]
 """
 
 from __future__ import annotations
@@ -83,10 +88,60 @@ def timed(argv: list[str], env: dict) -> float:
     return elapsed
 
 
+def concurrent(driver: Path, verb: str, name: str, paths: list[str], env: dict) -> float:
+    """Wall time of one `verb` per netns in `paths`, all started at once."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen([str(driver), verb, name, p], env=env, stdout=subprocess.DEVNULL)
+        for p in paths
+    ]
+    codes = [proc.wait() for proc in procs]
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise SystemExit(f"concurrent {verb} {name}: exit codes {codes}")
+    return elapsed
+
+
+def peak_rss(driver: Path, conf_dir: Path, tmp: Path, bins: dict, nets: list, tag: str) -> dict:
+    """Max RSS (KiB) of every plugin process of one ADD and DEL per network.
+
+    Each plugin runs under GNU time (a small C parent: a child forked from
+    this Python process would report this process's RSS as its own) from a
+    directory of wrappers placed first in CNI_PATH; host-local, not wrapped,
+    still runs in-process in pycni's bridge as the real layout has it.
+    """
+    out: dict[tuple[str, str], int] = {}
+    for impl, _scenario, name in nets:
+        wrap = tmp / f"rss-{impl}"
+        log = tmp / f"rss-{impl}.log"
+        if not wrap.exists():
+            wrap.mkdir()
+            for t in ("bridge", "ptp", "macvlan", "portmap", "bandwidth", "firewall", "tuning"):
+                script = wrap / t
+                script.write_text(
+                    f"#!/bin/sh\nexec /usr/bin/time -a -o {log} -f '{t} %M' {bins[impl] / t}\n"
+                )
+                script.chmod(0o755)
+        path = netns.create_named(f"pycni-benchc-{tag}-rss")
+        try:
+            env = gocni.env(conf_dir, Path(f"{wrap}:{bins[impl]}"), tmp / "cache")
+            env["CAP_ARGS"] = json.dumps(CAPS)
+            for verb in ("add", "del"):
+                timed([str(driver), verb, name, path], env)
+        finally:
+            netns.delete_named(f"pycni-benchc-{tag}-rss")
+        for line in log.read_text().split("\n"):
+            if line.strip():
+                plugin, kib = line.rsplit(" ", 1)
+                out[(impl, plugin)] = max(out.get((impl, plugin), 0), int(kib))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--concurrency", type=int, default=20)
     opts = parser.parse_args()
     if os.geteuid() != 0 or not (GO_BIN / "bridge").exists() or gocni.missing():
         print("needs root, the Go plugins in /usr/lib/cni and a Go toolchain with libcni")
@@ -121,6 +176,10 @@ def main() -> int:
                 samples.setdefault(("floor", "", ""), []).append(
                     timed([python.path, "-I", "-S", "-c", "pass"], {})
                 )
+                for impl in ("go", "pycni"):
+                    samples.setdefault((impl, "", "version"), []).append(
+                        timed([str(bins[impl] / "bridge")], {"CNI_COMMAND": "VERSION"})
+                    )
                 order = nets if run % 2 == 0 else nets[::-1]
                 for impl, scenario, name in order:
                     count += 1
@@ -134,7 +193,23 @@ def main() -> int:
                             samples.setdefault((impl, scenario, verb), []).append(seconds)
                     finally:
                         netns.delete_named(ns)
+            walls: dict[tuple[str, str], float] = {}
+            if "bridge" in opts.scenarios and opts.concurrency:
+                names = [f"pycni-benchc-{tag}-c{i}" for i in range(opts.concurrency)]
+                paths = [netns.create_named(n) for n in names]
+                try:
+                    for impl in ("go", "pycni"):
+                        env = gocni.env(conf_dir, bins[impl], tmp / "cache")
+                        for verb in ("add", "del"):
+                            walls[(impl, verb)] = concurrent(
+                                driver, verb, f"bridge-{impl}", paths, env
+                            )
+                finally:
+                    for n in names:
+                        netns.delete_named(n)
+            rss = peak_rss(driver, conf_dir, tmp, bins, nets, tag)
         print(report(samples, opts.runs, python.path, opts.scenarios))
+        print(report_extra(walls, opts.concurrency, rss))
     finally:
         if host_path:
             netns.delete_named(host)
@@ -146,9 +221,13 @@ def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
     def ms(key) -> float:
         return statistics.median(samples[key]) * 1000
 
+    floor = ms(("floor", "", ""))
+    version = ms(("pycni", "", "version"))
     lines = [
         f"through a Go libcni runtime, ms, median of {runs}; pycni on {python}",
-        f"floor (bare interpreter start): {ms(('floor', '', '')):.1f} ms",
+        f"floor (bare interpreter start): {floor:.1f} ms",
+        f"bridge VERSION: Go {ms(('go', '', 'version')):.1f}, pycni {version:.1f} ms "
+        f"({version / floor:.2f}x the floor)",
         "",
         f"{'':<16}{'Go':>10}{'pycni':>10}{'ratio':>8}",
     ]
@@ -158,6 +237,20 @@ def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
             lines.append(
                 f"{scenario + ' ' + verb.upper():<16}{go:>10.1f}{py:>10.1f}{py / go:>8.2f}"
             )
+    return "\n".join(lines)
+
+
+def report_extra(walls: dict, n: int, rss: dict) -> str:
+    lines = []
+    if walls:
+        lines += ["", f"{n} concurrent on the bridge network, wall ms"]
+        for verb in ("add", "del"):
+            go, py = walls[("go", verb)] * 1000, walls[("pycni", verb)] * 1000
+            lines.append(f"{verb.upper():<16}{go:>10.0f}{py:>10.0f}{py / go:>8.2f}")
+    lines += ["", "peak RSS per plugin process (MiB, ADD and DEL)"]
+    for plugin in sorted({p for _, p in rss}):
+        go, py = rss.get(("go", plugin), 0) / 1024, rss.get(("pycni", plugin), 0) / 1024
+        lines.append(f"{plugin:<16}{go:>10.1f}{py:>10.1f}")
     return "\n".join(lines)
 
 

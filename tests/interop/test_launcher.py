@@ -15,8 +15,10 @@ from pycni.invoke import delegate
 from pycni.plugins import PLUGINS
 from pycni.plugins.launcher import EXECUTOR, in_process_module, parse, render
 from pycni.spec.errors import CNIError
+from pycni.spec.version import ALL, version_info_json
 
 OWN_LIB = str(Path(pycni.__file__).resolve().parent.parent)
+V = version_info_json(ALL).encode()
 
 
 def write(path: Path, text: str) -> str:
@@ -26,7 +28,7 @@ def write(path: Path, text: str) -> str:
 
 
 def test_render_and_parse_round_trip():
-    text = render("/usr/bin/python3.11", "host-local", PLUGINS["host-local"], "/opt/cni/bin/.p")
+    text = render("/usr/bin/python3.11", "host-local", PLUGINS["host-local"], "/opt/cni/bin/.p", V)
     assert parse(text.encode()) == ("/usr/bin/python3.11", "/opt/cni/bin/.p", PLUGINS["host-local"])
 
 
@@ -35,8 +37,8 @@ def test_render_and_parse_round_trip():
     [
         "#!/bin/sh\nexec true\n",
         "",
-        render("/usr/bin/python3", "x", "m", "/a'b").replace("-IS", "-I"),
-        render("/usr/bin/python3", "x", "m", "/a\\b"),
+        render("/usr/bin/python3", "x", "m", "/a'b", V).replace("-IS", "-I"),
+        render("/usr/bin/python3", "x", "m", "/a\\b", V),
     ],
 )
 def test_parse_rejects_anything_else(text):
@@ -46,13 +48,13 @@ def test_parse_rejects_anything_else(text):
 def test_in_process_only_for_this_installation(tmp_path):
     python = os.path.realpath(sys.executable)
     module = PLUGINS["host-local"]
-    ours = write(tmp_path / "a", render(python, "host-local", module, OWN_LIB))
+    ours = write(tmp_path / "a", render(python, "host-local", module, OWN_LIB, V))
     assert in_process_module(ours) == module
-    other_lib = write(tmp_path / "b", render(python, "host-local", module, str(tmp_path)))
+    other_lib = write(tmp_path / "b", render(python, "host-local", module, str(tmp_path), V))
     assert in_process_module(other_lib) is None
-    other_python = write(tmp_path / "c", render("/bin/true", "host-local", module, OWN_LIB))
+    other_python = write(tmp_path / "c", render("/bin/true", "host-local", module, OWN_LIB, V))
     assert in_process_module(other_python) is None
-    unknown_module = write(tmp_path / "d", render(python, "x", "os", OWN_LIB))
+    unknown_module = write(tmp_path / "d", render(python, "x", "os", OWN_LIB, V))
     assert in_process_module(unknown_module) is None
     assert in_process_module("/usr/lib/cni/host-local") is None
     assert in_process_module(str(tmp_path / "missing")) is None
@@ -102,7 +104,7 @@ def test_in_process_delegation_matches_exec(tmp_path, netns_factory):
     inproc_dir, exec_dir = tmp_path / "in", tmp_path / "ex"
     inproc_dir.mkdir()
     exec_dir.mkdir()
-    write(inproc_dir / "host-local", render(python, "host-local", module, OWN_LIB))
+    write(inproc_dir / "host-local", render(python, "host-local", module, OWN_LIB, V))
     write(
         exec_dir / "host-local",
         f"#!{python}\nimport sys\nsys.path.insert(0, {OWN_LIB!r})\n"

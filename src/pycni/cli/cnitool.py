@@ -98,7 +98,7 @@ def run(command: str, args: list[str]) -> int:
     else:
         net_name, netns = positional[0], positional[1]
 
-    from pycni.runtime.api import CNIConfig, RuntimeConf
+    from pycni.runtime.api import CNIConfig
     from pycni.runtime.loader import load_network_conf
 
     net_dir = os.environ.get("NETCONFPATH") or DEFAULT_NET_DIR
@@ -118,14 +118,28 @@ def run(command: str, args: list[str]) -> int:
 
     if command != "status":
         check_dir("cache dir", opts.cache_dir)
-    cni = CNIConfig(cni_path(), cache_dir=opts.cache_dir, timeout=opts.timeout)
+    from pycni.plugins.forkserver import ForkServerExecutor
+
+    # pycni's installed plugins run forked from a warm server, not exec'd;
+    # the server imports the network's plugins while the runtime goes on
+    paths = cni_path()
+    with ForkServerExecutor() as executor:
+        executor.prepare(_plugin_types(net), paths)
+        cni = CNIConfig(paths, cache_dir=opts.cache_dir, timeout=opts.timeout, executor=executor)
+        return _run(cni, net, command, netns, cni_args, capability_args, opts.ifname)
+
+
+def _run(cni, net, command: str, netns: str, cni_args, capability_args, ifname: str) -> int:
+    """The verb through `cni` (a CNIConfig) on the network list `net`."""
+    from pycni.runtime.api import RuntimeConf
+
     if command == "gc":
         cni.gc_network_list(net, None)
         return 0
     if command == "status":
         cni.get_status_network_list(net)
         return 0
-    ifname = opts.ifname or os.environ.get("CNI_IFNAME") or "eth0"
+    ifname = ifname or os.environ.get("CNI_IFNAME") or "eth0"
     netns = os.path.abspath(netns)
     rt = RuntimeConf(container_id(netns), netns, ifname, cni_args, capability_args)
 
@@ -140,6 +154,17 @@ def run(command: str, args: list[str]) -> int:
     else:  # pragma: no cover - the dispatch table only routes the five verbs here
         raise UsageError(f'unknown command "{command}"')
     return 0
+
+
+def _plugin_types(net) -> list[str]:
+    """The plugin types a network list runs: each plugin's, and its IPAM's."""
+    types = []
+    for plugin in net.plugins:
+        types.append(plugin.type)
+        ipam = plugin.raw.get("ipam") if isinstance(plugin.raw, dict) else None
+        if isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
+            types.append(ipam["type"])
+    return types
 
 
 def _capability_args(text: str) -> dict | None:

@@ -2,9 +2,11 @@
 
 Form chosen by measured start-up (docs/performance.md): one small launcher
 script per plugin type, run by the host's real python3 with `-I -S` (no site
-import, no user paths), importing a private copy of the package with
-precompiled bytecode from `<bin dir>/.pycni/`. A zipapp was slower: zipimport
-reads and decompresses on every exec.
+import, no user paths), importing a private copy of the package from
+`<bin dir>/.pycni/`: its modules compiled into one bundle file
+(`pycni.bundle`), and as bytecode beside the sources. The launcher answers
+VERSION itself (`pycni.launch`). A zipapp was slower: zipimport reads and
+decompresses on every exec.
 
 Only what install wrote is ever removed: launchers carry a marker line and
 are listed in `.pycni/MANIFEST`.
@@ -18,7 +20,14 @@ import sys
 from pathlib import Path
 
 from pycni.plugins import PLUGINS
-from pycni.plugins.launcher import LIB_DIR, MANIFEST, MARKER, render
+from pycni.plugins.launcher import (
+    COMMAND,
+    LIB_DIR,
+    MANIFEST,
+    MARKER,
+    render,
+    render_command,
+)
 from pycni.spec.errors import CNIError
 
 # The CPython versions pycni runs on (inclusive), and where an OS keeps the
@@ -129,8 +138,11 @@ def install(bin_dir: str | Path, python: str | None = None, force: bool = False)
     (staging / MANIFEST).write_text("".join(f"{t}\n" for t in PLUGINS))
     shutil.rmtree(lib, ignore_errors=True)
     staging.rename(lib)
+    _bundle(python, lib)
     for plugin_type, module in PLUGINS.items():
         _write_launcher(bin_dir / plugin_type, python, plugin_type, module, lib)
+    (lib / COMMAND).parent.mkdir()
+    _write_executable(lib / COMMAND, render_command(python, str(lib)))
     return list(PLUGINS)
 
 
@@ -239,9 +251,31 @@ def _compile(python: str, lib: Path) -> None:
         )
 
 
+def _bundle(python: str, lib: Path) -> None:
+    """Write the bundle of compiled modules (`pycni.bundle`) with the
+    interpreter that will run the plugins, from the copy at its final path
+    so that tracebacks name the installed sources."""
+    import subprocess
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(lib)!r}); "
+        f"from pycni import bundle; bundle.build({str(lib)!r})"
+    )
+    proc = subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(lib, ignore_errors=True)
+        raise CNIError(
+            999, f"bundling pycni with {python} failed: {(proc.stdout + proc.stderr).strip()}"
+        )
+
+
 def _write_launcher(path: Path, python: str, plugin_type: str, module: str, lib: Path) -> None:
+    _write_executable(path, render(python, plugin_type, module, str(lib)))
+
+
+def _write_executable(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.pycni-tmp")
-    tmp.write_text(render(python, plugin_type, module, str(lib)))
+    tmp.write_text(text)
     tmp.chmod(0o755)
     tmp.replace(path)  # atomic: a runtime never execs a half-written file
 
@@ -279,9 +313,17 @@ def main(argv: list[str]) -> int:
         ok, lines = check(opts.cni_bin_dir)
         out("".join(printable(line) + "\n" for line in lines))
         return 0 if ok else 1
-    for plugin_type in install(opts.cni_bin_dir, opts.python, opts.force):
-        line = f"installed {plugin_type} -> {Path(opts.cni_bin_dir).resolve() / plugin_type}"
-        out(printable(line) + "\n")
+    bin_dir = Path(opts.cni_bin_dir).resolve()
+    for plugin_type in install(bin_dir, opts.python, opts.force):
+        out(printable(f"installed {plugin_type} -> {bin_dir / plugin_type}") + "\n")
+    command = bin_dir / LIB_DIR / COMMAND
+    out(
+        printable(
+            f"pycni command of this installation: {command} (put it on PATH: "
+            "its runtime runs these plugins as forks, not new interpreters)"
+        )
+        + "\n"
+    )
     return 0
 
 

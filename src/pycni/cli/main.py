@@ -18,7 +18,6 @@ signal N.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pycni.spec.errors import ERR_INTERNAL, CNIError
@@ -258,6 +257,8 @@ def cni_path() -> list[str]:
     """The directories of $CNI_PATH; when it is unset or empty, the default bin
     dir if `pycni install` put its plugins there, else a Failure saying what
     to set (not libcni's bare "no paths provided")."""
+    import os
+
     value = os.environ.get("CNI_PATH")
     if value:
         return value.split(os.pathsep)
@@ -297,6 +298,7 @@ def check_dir(what: str, path: str) -> None:
     """A Failure in one sentence when `path` cannot be a directory because it,
     or the nearest existing parent, is something else; otherwise nothing (a
     missing directory is created by whoever needs it)."""
+    import os
     import stat
 
     probe = os.path.abspath(path)
@@ -412,9 +414,7 @@ def command_usage(name: str, prog: str = "pycni") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     global _OPTIONS
-    from pycni.skel import reserve_std_fds
-
-    reserve_std_fds()  # no file opened later may stand in for a closed 0, 1 or 2
+    _reserve_std_fds()  # no file opened later may stand in for a closed 0, 1 or 2
     args = list(sys.argv[1:] if argv is None else argv)
     opts = _OPTIONS = Options()
     command = ""
@@ -501,6 +501,28 @@ def main(argv: list[str] | None = None) -> int:
         return err.status if isinstance(err, Failure) else 1
 
 
+def _reserve_std_fds() -> None:
+    """skel.reserve_std_fds without its imports (and without `os`, which
+    `pycni --help` does not otherwise need): /dev/null on a closed 0, 1, 2."""
+    import posix
+
+    for fd in (0, 1, 2):
+        try:
+            posix.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            new = posix.open("/dev/null", posix.O_RDWR)
+            if new != fd:
+                posix.dup2(new, fd)
+                posix.close(new)
+            else:
+                posix.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
 def describe_error(err: BaseException, with_code: bool = True) -> str:
     """One line: the error text, with " (CNI error N)" for typed CNI errors
     (unless not `with_code`); an OSError, also one wrapped into a CNIError's
@@ -556,6 +578,8 @@ def _stderr(text: str) -> None:
 def _quiet_stdout() -> None:
     """After a failed write to stdout, point fd 1 at /dev/null so that the
     flush at exit (of what is still buffered) is silent."""
+    import os
+
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)

@@ -107,6 +107,7 @@ def run(
     from pycni.cli.main import describe_error
     from pycni.cli.signals import Trap
     from pycni.kernel import netns
+    from pycni.plugins.forkserver import ForkServerExecutor
     from pycni.runtime import CNIConfig, RuntimeConf
 
     check_dir("cache dir", cache_dir)
@@ -120,9 +121,12 @@ def run(
     cni = None
     status = None
     problem: BaseException | None = None
+    executor = ForkServerExecutor()  # pycni's installed plugins: forked, not exec'd
     with Trap() as trap:
         try:
-            cni = CNIConfig(path=_plugin_path(tmp), cache_dir=cache_dir, timeout=timeout)
+            cni = CNIConfig(
+                path=_plugin_path(tmp), cache_dir=cache_dir, timeout=timeout, executor=executor
+            )
             created = True  # before: an interrupted create is removed too
             path = netns.create_named(name)
             steps = [(defaultnet.loopback_network(), "lo"), *zip(networks, ifnames)]
@@ -146,6 +150,7 @@ def run(
                         cni.del_network_list(net, rt)
                     except Exception as err:  # keep tearing down: the netns must go
                         errors.append(f"DEL {net.name} {rt.ifname}: {describe_error(err)}")
+            executor.close()
             if created:
                 try:
                     netns.delete_named(name)

@@ -115,6 +115,7 @@ def exec_plugin(
     env: dict | None = None,
     timeout: float | None = None,
     stderr=None,
+    spawn=None,
 ) -> bytes:
     """Run one plugin (libcni's RawExec.ExecPlugin) and return its stdout.
 
@@ -122,6 +123,11 @@ def exec_plugin(
     `timeout` (seconds, None = wait forever) bounds the whole call, retries
     included. On success the plugin's stderr is written to `stderr` (a binary
     or text stream, default `sys.stderr`). Raises `CNIError`.
+
+    `spawn(path, env, new_group)` starts the process (default: posix_spawn);
+    another way of starting it (pycni's fork server) returns an object with
+    `_Run`'s interface, and everything after the start is shared, so the
+    outcome is judged exactly as an exec's.
     """
     import time
 
@@ -132,7 +138,7 @@ def exec_plugin(
     while True:
         attempt += 1
         try:
-            run = _Run(path, env, new_group=timeout is not None)
+            run = (spawn or _Run)(path, env, timeout is not None)
             break
         except ValueError:  # a NUL byte in the path or environment: Go's EINVAL
             raise CNIError(
@@ -318,11 +324,9 @@ class _Run:
         for fd in (self.stdout, self.stderr):
             poller.register(fd, select.POLLIN)
             pipes.add(fd)
-        try:
-            pidfd = os.pidfd_open(self.pid)
+        pidfd = self._exit_fd()
+        if pidfd >= 0:
             poller.register(pidfd, select.POLLIN)
-        except (AttributeError, OSError):
-            pidfd = -1
         exited = False
         status = 0
         timed_out = False
@@ -387,6 +391,14 @@ class _Run:
             if pidfd >= 0:
                 os.close(pidfd)
         return b"".join(out), b"".join(err), status, timed_out
+
+    def _exit_fd(self) -> int:
+        """A file descriptor that polls readable once the process has exited
+        (owned by `communicate`, which closes it), or -1: poll `_reap`."""
+        try:
+            return os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return -1
 
     def _reap(self, block: bool = True) -> tuple[bool, int]:
         while True:

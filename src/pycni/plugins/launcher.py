@@ -28,21 +28,53 @@ TEMPLATE = """#!{python} -IS
 {marker}: {type} (written by `pycni install`, removed by `pycni uninstall`)
 import sys
 sys.path.insert(0, {lib!r})
-from {module} import main
-main()
+from pycni.launch import run
+run({module!r}, {version!r})
+"""
+_RUN = "run('"
+# The installation's `pycni` command, <bin dir>/.pycni/bin/pycni.
+COMMAND = "bin/pycni"
+COMMAND_TEMPLATE = """#!{python} -IS
+{marker}: the pycni command (written by `pycni install`, removed by `pycni uninstall`)
+import sys
+sys.path.insert(0, {lib!r})
+from pycni.launch import activate_bundle
+activate_bundle()
+from pycni.cli.main import main
+sys.exit(main())
 """
 
 
-def render(python: str, plugin_type: str, module: str, lib: str) -> str:
-    return TEMPLATE.format(python=python, marker=MARKER, type=plugin_type, lib=lib, module=module)
+def render(
+    python: str, plugin_type: str, module: str, lib: str, version_answer: bytes | None = None
+) -> str:
+    """The launcher text; `version_answer` is the plugin's VERSION output,
+    by default computed from the plugin's declaration."""
+    if version_answer is None:
+        from pycni.spec.version import version_info_json
+
+        plugin = __import__(module, fromlist=["PLUGIN"]).PLUGIN
+        version_answer = version_info_json(plugin.supported).encode()
+    return TEMPLATE.format(
+        python=python,
+        marker=MARKER,
+        type=plugin_type,
+        lib=lib,
+        module=module,
+        version=version_answer,
+    )
+
+
+def render_command(python: str, lib: str) -> str:
+    return COMMAND_TEMPLATE.format(python=python, marker=MARKER, lib=lib)
 
 
 def parse(head: bytes) -> tuple[str, str, str] | None:
     """(python, lib dir, module) of a launcher's text, None if it is not one."""
     lines = head.decode("utf-8", "replace").split("\n")
-    if len(lines) < 6 or not lines[1].startswith(MARKER):
+    if len(lines) < 7 or not lines[1].startswith(MARKER):
         return None
-    shebang, insert, import_line = lines[0], lines[3], lines[4]
+    shebang, insert, import_line, run_line = lines[0], lines[3], lines[4], lines[5]
     if not (shebang.startswith("#!") and shebang.endswith(" -IS")):
         return None
     prefix, suffix = "sys.path.insert(0, '", "')"
@@ -51,10 +83,12 @@ def parse(head: bytes) -> tuple[str, str, str] | None:
     lib = insert[len(prefix) : -len(suffix)]
     if "'" in lib or "\\" in lib:  # repr escaped something: not ours to guess
         return None
-    words = import_line.split()
-    if len(words) != 4 or words[0] != "from" or words[2:] != ["import", "main"]:
+    if import_line != "from pycni.launch import run" or not run_line.startswith(_RUN):
         return None
-    return shebang[2:-4], lib, words[1]
+    module = run_line[len(_RUN) :].partition("'")[0]
+    if not module or not module.replace(".", "").replace("_", "").isalnum():
+        return None
+    return shebang[2:-4], lib, module
 
 
 def in_process_module(path: str) -> str | None:

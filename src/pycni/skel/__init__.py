@@ -246,6 +246,12 @@ def plugin_main(
     or an error: that is one line on stderr and exit status 1; with stdout
     closed from the start the verb is not run at all.
     """
+    import gc as collector  # `gc` is the GC verb's handler here
+
+    # A plugin process lives for one verb: collecting cycles cannot pay for
+    # itself, and collections while the verbs module is unmarshalled cost
+    # about 10% of its import.
+    collector.disable()
     closed = reserve_std_fds()
     name = os.path.basename(sys.argv[0] if sys.argv else "") or "plugin"
     if 1 in closed or sys.stdout is None:
