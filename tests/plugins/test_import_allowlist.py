@@ -45,6 +45,8 @@ ALLOWED = {
     "_sha512",  # the reference's name hashes, without `hashlib` (3.9-3.11)
     "_sha2",  # the same on 3.12+
     "_ctypes",  # setns on 3.11 and older, without `ctypes`
+    "_bootlocale",  # 3.9: what open() in text mode loads
+    "_locale",
 }
 
 WRAPPER = """#!{python} -IS

@@ -56,10 +56,8 @@ HELP = {
 
 def container_id(netns: str) -> str:
     """cnitool's container ID for an (absolute) netns path."""
-    try:
-        from _sha512 import sha512  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - other Pythons
-        from hashlib import sha512
+    from pycni.netfilter.names import sha512  # the builtin module on 3.9-3.13, not hashlib
+
     return "cnitool-" + sha512(netns.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
