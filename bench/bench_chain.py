@@ -17,11 +17,12 @@ fresh container netns; the bare interpreter start (`python3 -I -S -c pass`)
 is timed beside them as the floor no Python plugin can go under, and so is
 one bridge process answering VERSION. Then, once per plugin set:
 --concurrency simultaneous ADDs of as many containers on the `bridge`
-network, then their DELs (wall time of each batch), and the peak RSS of
+network, then their DELs (wall time of each batch; --batches of them per
+side, alternating), and the peak RSS of
 every plugin process of one ADD and DEL of each network (GNU time around
 each plugin exec).
 
-Usage: sudo .venv/bin/python bench/bench_chain.py [--runs 20] [--concurrency 20]
+Usage: sudo .venv/bin/python bench/bench_chain.py [--runs 20] [--concurrency 20] [--batches 5]
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=5, help="concurrent batches per side")
     opts = parser.parse_args()
     if os.geteuid() != 0 or not (GO_BIN / "bridge").exists() or gocni.missing():
         print("needs root, the Go plugins in /usr/lib/cni and a Go toolchain with libcni")
@@ -193,17 +195,18 @@ def main() -> int:
                             samples.setdefault((impl, scenario, verb), []).append(seconds)
                     finally:
                         netns.delete_named(ns)
-            walls: dict[tuple[str, str], float] = {}
+            walls: dict[tuple[str, str], list[float]] = {}
             if "bridge" in opts.scenarios and opts.concurrency:
                 names = [f"pycni-benchc-{tag}-c{i}" for i in range(opts.concurrency)]
                 paths = [netns.create_named(n) for n in names]
                 try:
-                    for impl in ("go", "pycni"):
-                        env = gocni.env(conf_dir, bins[impl], tmp / "cache")
-                        for verb in ("add", "del"):
-                            walls[(impl, verb)] = concurrent(
-                                driver, verb, f"bridge-{impl}", paths, env
-                            )
+                    for batch in range(opts.batches):
+                        for impl in ("go", "pycni") if batch % 2 == 0 else ("pycni", "go"):
+                            env = gocni.env(conf_dir, bins[impl], tmp / "cache")
+                            for verb in ("add", "del"):
+                                walls.setdefault((impl, verb), []).append(
+                                    concurrent(driver, verb, f"bridge-{impl}", paths, env)
+                                )
                 finally:
                     for n in names:
                         netns.delete_named(n)
@@ -243,9 +246,11 @@ def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
 def report_extra(walls: dict, n: int, rss: dict) -> str:
     lines = []
     if walls:
-        lines += ["", f"{n} concurrent on the bridge network, wall ms"]
+        batches = len(walls[("go", "add")])
+        lines += ["", f"{n} concurrent on the bridge network, wall ms, median of {batches} batches"]
         for verb in ("add", "del"):
-            go, py = walls[("go", verb)] * 1000, walls[("pycni", verb)] * 1000
+            go = statistics.median(walls[("go", verb)]) * 1000
+            py = statistics.median(walls[("pycni", verb)]) * 1000
             lines.append(f"{verb.upper():<16}{go:>10.0f}{py:>10.0f}{py / go:>8.2f}")
     lines += ["", "peak RSS per plugin process (MiB, ADD and DEL)"]
     for plugin in sorted({p for _, p in rss}):
