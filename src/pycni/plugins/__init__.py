@@ -17,6 +17,7 @@ PLUGINS = {
     "host-local": "pycni.plugins.ipam.host_local",
     "static": "pycni.plugins.ipam.static",
     "dhcp": "pycni.plugins.ipam.dhcp",
+    "sql": "pycni.plugins.ipam.sql",
     "portmap": "pycni.plugins.meta.portmap",
     "tuning": "pycni.plugins.meta.tuning",
     "sbr": "pycni.plugins.meta.sbr",

@@ -6,7 +6,9 @@ legacy `ipam.subnet` range, then `ipam.ranges`; a set's index in that list
 names its `last_reserved_ip.<index>` file. Requested addresses come from
 CNI_ARGS `IP`, `args.cni.ips` and `runtimeConfig.ips`, in that order (the
 CNI_ARGS one is ignored when `args.cni.ips` is given, as the conventions
-require).
+require). The sql IPAM plugin takes the same keys: it reads them through
+`string_key`, `object_key`, `requested_ips` and `range_sets`, so both
+plugins answer a bad range or address with the same error.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _invalid(msg: str) -> CNIError:
     return CNIError(ERR_INVALID_NETWORK_CONFIG, msg)
 
 
-def _str(ipam: dict, key: str) -> str:
+def string_key(ipam: dict, key: str) -> str:
     value = ci_get(ipam, key)
     if value is not None and not isinstance(value, str):
         raise _invalid(f"invalid ipam.{key}: expected a string, got {json_kind(value)}")
@@ -72,7 +74,7 @@ def load_store(conf: dict) -> IPAMConfig:
     """Only what the store needs (network name, dataDir): enough for DEL
     and GC, which must work even if the ranges of a config went bad."""
     ipam = ipam_section(conf)
-    data_dir = _str(ipam, "dataDir") or DEFAULT_DATA_DIR
+    data_dir = string_key(ipam, "dataDir") or DEFAULT_DATA_DIR
     if "\0" in data_dir:
         raise _invalid("invalid ipam.dataDir: contains a NUL character")
     if not data_dir.startswith("/"):
@@ -92,15 +94,15 @@ def load(conf: dict, cni_args: str = "", cni_version: str | None = None) -> IPAM
     ipam = ipam_section(conf)
     if cni_version is not None:
         cfg.cni_version = cni_version
-    cfg.resolv_conf = _str(ipam, "resolvConf")
+    cfg.resolv_conf = string_key(ipam, "resolvConf")
     cfg.routes = parse_routes(ipam)
-    runtime = _object(conf, "runtimeConfig")
-    cfg.requested = _requested(conf, runtime, cni_args)
-    cfg.range_sets = _range_sets(ipam, runtime, cfg.cni_version or "0.1.0")
+    runtime = object_key(conf, "runtimeConfig")
+    cfg.requested = requested_ips(conf, runtime, cni_args)
+    cfg.range_sets = range_sets(ipam, runtime, cfg.cni_version or "0.1.0")
     return cfg
 
 
-def _object(d: dict, key: str) -> dict:
+def object_key(d: dict, key: str) -> dict:
     value = ci_get(d, key)
     if value is None:
         return {}
@@ -135,7 +137,7 @@ def _ip_list(d: dict, key: str, where: str) -> list[tuple[int, int]]:
     return [parse_requested(item, f"{where}[{i}]") for i, item in enumerate(items)]
 
 
-def _requested(conf: dict, runtime: dict, cni_args: str) -> list[tuple[int, int]]:
+def requested_ips(conf: dict, runtime: dict, cni_args: str) -> list[tuple[int, int]]:
     from_args: list[tuple[int, int]] = []
     args = ci_get(conf, "args")
     # Parts of `args` a plugin does not understand are to be ignored.
@@ -178,7 +180,7 @@ def _cni_args_ip(cni_args: str) -> list[tuple[int, int]]:
 # -- ranges ---------------------------------------------------------------------------------
 
 
-def _range_sets(ipam: dict, runtime: dict, cni_version: str) -> list[RangeSet]:
+def range_sets(ipam: dict, runtime: dict, cni_version: str) -> list[RangeSet]:
     from pycni.plugins.ipam.host_local.allocator import RangeError, RangeSet
 
     sources: list[tuple[str, object]] = []

@@ -1,0 +1,25 @@
+"""sql IPAM: addresses leased from a database shared by the nodes of a network.
+
+The host-local configuration surface (range sets, gateway, routes, dns,
+requested addresses) over a transactional store instead of one file per
+address. Each node claims blocks of a pool (`blockSize`, default /26 and
+/122) and hands out addresses inside its own blocks; uniqueness is the
+database's (UNIQUE constraints, one transaction per verb), never timing.
+
+Modules: verbs.py (the verbs), conf.py (configuration), blocks.py (block
+and address arithmetic, no I/O), allocator.py (allocation over any engine's
+transaction), schema.py (tables and forward migrations), engine.py (the
+engine interface and the `database.engine` table), sqlite.py (the SQLite
+engine, `_sqlite3` only). skel imports verbs.py only when a verb runs, so
+VERSION loads no database module.
+"""
+
+from __future__ import annotations
+
+from pycni.skel import Plugin, plugin_main
+
+PLUGIN = Plugin(about="pycni sql IPAM plugin", verbs="pycni.plugins.ipam.sql.verbs")
+
+
+def main() -> None:
+    plugin_main(PLUGIN)

@@ -1,0 +1,195 @@
+"""sql's verbs: ADD, DEL, CHECK, GC and STATUS, one transaction each.
+
+ADD and DEL open the database with the write lock for their whole
+transaction; a failure anywhere rolls the transaction back, so an ADD that
+fails (or is killed) holds no lease and no block. DEL, GC, CHECK and
+STATUS never create the database: no file means nothing is leased.
+"""
+
+from __future__ import annotations
+
+from pycni.plugins.ipam.sql.conf import load, load_store
+from pycni.plugins.ipam.sql.engine import open_engine
+from pycni.skel import CmdArgs
+from pycni.spec.errors import ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, CNIError
+from pycni.spec.ipnet import ip_text, parse_addr
+from pycni.spec.result import DNS, IPConfig, Result
+
+
+def _wanted(cfg) -> tuple[list[tuple[int, int] | None], list[tuple[int, int]]]:
+    """One requested address per range set, in request order, and the
+    requests no set holds."""
+    remaining = list(cfg.requested)
+    wanted: list[tuple[int, int] | None] = []
+    for rset in cfg.range_sets:
+        pick = next((a for a in remaining if rset.contains(*a)), None)
+        if pick is not None:
+            remaining.remove(pick)
+        wanted.append(pick)
+    return wanted, remaining
+
+
+def cmd_add(args: CmdArgs) -> Result:
+    from pycni.faultpoint import step
+    from pycni.plugins.ipam.sql.allocator import Attachment, allocate
+
+    cfg = load(args.conf, args.args, args.cni_version)
+    dns = cfg.dns or DNS()
+    if cfg.dns is None and cfg.resolv_conf:
+        from pycni.plugins.ipam.host_local.dns import parse_resolv_conf
+
+        dns = parse_resolv_conf(cfg.resolv_conf)
+    wanted, remaining = _wanted(cfg)
+    if remaining:
+        raise CNIError(
+            ERR_INTERNAL,
+            "failed to allocate all requested IPs: " + " ".join(ip_text(*a) for a in remaining),
+        )
+    who = Attachment(cfg.name, cfg.node, args.container_id, args.ifname)
+    engine = open_engine(cfg.database, create=True)
+    assert engine is not None
+    ips = []
+    try:
+        step("sql.add.begin")
+        tx = engine.write()
+        try:
+            for idx, (rset, prefix, want) in enumerate(
+                zip(cfg.range_sets, cfg.block_sizes, wanted)
+            ):
+                try:
+                    value = allocate(tx, who, idx, rset, prefix, want)
+                except CNIError as err:
+                    raise CNIError(
+                        err.code, f"failed to allocate for range {idx}: {err.msg}", err.details
+                    )
+                rng = rset.range_for(rset.family, value)
+                assert rng is not None
+                ips.append(
+                    IPConfig(
+                        f"{ip_text(rng.family, value)}/{rng.prefixlen}",
+                        ip_text(rng.family, rng.gateway),
+                    )
+                )
+            step("sql.add.commit")
+            tx.commit()
+        finally:
+            tx.rollback()  # a no-op after commit
+    finally:
+        engine.close()
+    return Result(ips=ips, routes=cfg.routes, dns=dns)
+
+
+def cmd_del(args: CmdArgs) -> None:
+    """Release the attachment's leases; an unknown one is no error.
+
+    Only the network name and the database are read from the config, so a
+    DEL still cleans up after its ranges changed or went bad.
+    """
+    from pycni.faultpoint import step
+    from pycni.plugins.ipam.sql.allocator import release
+
+    cfg = load_store(args.conf)
+    engine = open_engine(cfg.database, create=False)
+    if engine is None:
+        return
+    try:
+        tx = engine.write()
+        try:
+            release(tx, cfg.name, args.container_id, args.ifname)
+            step("sql.del.commit")
+            tx.commit()
+        finally:
+            tx.rollback()
+    finally:
+        engine.close()
+
+
+def cmd_check(args: CmdArgs) -> None:
+    """Every range set holds a lease of the attachment, and so does every
+    prevResult address that lies in a range set."""
+    from pycni.plugins.ipam.sql.allocator import leases_of
+
+    cfg = load(args.conf, args.args, args.cni_version)
+    cid = args.container_id
+    owned: list[tuple[int, int]] = []
+    engine = open_engine(cfg.database, create=False)
+    if engine is not None:
+        try:
+            tx = engine.read()
+            try:
+                owned = leases_of(tx, cfg.name, cid, args.ifname)
+            finally:
+                tx.rollback()
+        finally:
+            engine.close()
+    if not owned:
+        raise CNIError(ERR_INTERNAL, f"sql: Failed to find address added by container {cid}")
+    for idx, rset in enumerate(cfg.range_sets):
+        if not any(rset.contains(*a) for a in owned):
+            raise CNIError(
+                ERR_INTERNAL,
+                f"sql: no address of container {cid} leased in range set {idx} ({rset})",
+            )
+    prev = args.prev_result
+    for ipc in prev.ips if prev is not None else ():
+        addr = parse_addr(ipc.ip)
+        if addr not in owned and any(s.contains(*addr) for s in cfg.range_sets):
+            raise CNIError(
+                ERR_INTERNAL,
+                f"sql: address {ip_text(*addr)} of prevResult is not leased to container {cid}",
+            )
+
+
+def cmd_gc(args: CmdArgs) -> None:
+    """Release this node's leases of the network that no valid attachment
+    owns; without `cni.dev/valid-attachments` nothing happens."""
+    from pycni.faultpoint import step
+    from pycni.plugins.ipam.sql.allocator import gc
+
+    valid = args.valid_attachments
+    if valid is None:
+        return
+    cfg = load_store(args.conf)
+    engine = open_engine(cfg.database, create=False)
+    if engine is None:
+        return
+    try:
+        tx = engine.write()
+        try:
+            gc(tx, cfg.name, cfg.node, set(valid))
+            step("sql.gc.commit")
+            tx.commit()
+        finally:
+            tx.rollback()
+    finally:
+        engine.close()
+
+
+def cmd_status(args: CmdArgs) -> None:
+    """Fail with code 50 when some pool has no free address left (or the
+    database cannot be used)."""
+    from pycni.plugins.ipam.sql.allocator import used
+    from pycni.plugins.ipam.sql.blocks import capacity
+
+    cfg = load(args.conf, "", args.cni_version)
+    counts = [0] * len(cfg.range_sets)
+    try:
+        engine = open_engine(cfg.database, create=False)
+        if engine is not None:
+            try:
+                tx = engine.read()
+                try:
+                    counts = [used(tx, cfg.name, rset) for rset in cfg.range_sets]
+                finally:
+                    tx.rollback()
+            finally:
+                engine.close()
+    except CNIError as err:  # a database ADD cannot use: not available
+        raise CNIError(ERR_PLUGIN_NOT_AVAILABLE, err.msg, err.details)
+    for idx, (rset, count) in enumerate(zip(cfg.range_sets, counts)):
+        if capacity(rset, 0) - count <= 0:
+            raise CNIError(
+                ERR_PLUGIN_NOT_AVAILABLE,
+                f"no IP addresses available in range set {idx}: {rset} "
+                f"(pool of network {cfg.name!r})",
+            )
