@@ -5,6 +5,10 @@ Two networks a runtime really uses, each set up once for the Go plugins
 (/usr/lib/cni) and once for pycni's installed plugins (the host's python3):
 
 - bridge: bridge + host-local with isGateway and ipMasq;
+- sql: the same bridge with pycni's sql IPAM on a temp SQLite file. Go has
+  no sql plugin, so its Go column is the Go bridge + host-local again: the
+  row compares pycni's sql path with the Go host-local path, and beside
+  the bridge row, sql with host-local within pycni;
 - chain6: podman's chain, bridge + host-local + portmap (one mapping) +
   bandwidth (both directions) + firewall + tuning;
 - ptp: ptp + host-local with ipMasq (the talk's routed + IPAM order);
@@ -57,13 +61,20 @@ CAPS = {
 }
 
 
-SCENARIOS = ("bridge", "chain6", "ptp", "macvlan")
+SCENARIOS = ("bridge", "sql", "chain6", "ptp", "macvlan")
 UPLINK = "bencup0"
 
 
-def conflist(name: str, scenario: str, index: int, data: Path) -> dict:
+def conflist(name: str, scenario: str, index: int, data: Path, impl: str = "pycni") -> dict:
     subnet = f"198.18.{64 + 4 * index}.0/22"
-    ipam = {"type": "host-local", "dataDir": str(data), "ranges": [[{"subnet": subnet}]]}
+    ipam: dict = {"type": "host-local", "dataDir": str(data), "ranges": [[{"subnet": subnet}]]}
+    if scenario == "sql" and impl == "pycni":
+        ipam = {
+            "type": "sql",
+            "database": {"engine": "sqlite", "path": str(data / "sql" / "ipam.db")},
+            "node": "bench",
+            "ranges": [[{"subnet": subnet}]],
+        }
     first: dict = {"type": "bridge", "bridge": f"benc{index}", "isGateway": True, "ipMasq": True}
     if scenario == "ptp":
         first = {"type": "ptp", "ipMasq": True}
@@ -165,7 +176,7 @@ def main() -> int:
             (i, s) for i in ("go", "pycni") for s in opts.scenarios
         ):
             name = f"{scenario}-{impl}"
-            doc = conflist(name, scenario, i, tmp / "data")
+            doc = conflist(name, scenario, i, tmp / "data", impl)
             (conf_dir / f"{i}.conflist").write_text(json.dumps(doc))
             nets.append((impl, scenario, name))
         host_path = netns.create_named(host)
@@ -240,6 +251,15 @@ def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
             lines.append(
                 f"{scenario + ' ' + verb.upper():<16}{go:>10.1f}{py:>10.1f}{py / go:>8.2f}"
             )
+    if "sql" in scenarios:
+        lines.append("(sql: Go has no sql plugin; its Go column is Go bridge + host-local)")
+        if "bridge" in scenarios:
+            for verb in ("add", "del"):
+                hl, sq = ms(("pycni", "bridge", verb)), ms(("pycni", "sql", verb))
+                lines.append(
+                    f"pycni {verb.upper()}: sql (SQLite) {sq:.1f} ms vs host-local {hl:.1f} ms "
+                    f"= {sq / hl:.2f}x"
+                )
     return "\n".join(lines)
 
 

@@ -74,6 +74,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "[--net NAME]... [--] COMMAND [ARG...]",
         "run COMMAND in a new netns attached to networks",
     ),
+    "ipam": (
+        "pycni.cli.ipam",
+        "main",
+        "SUBCOMMAND [--database PATH]",
+        "manage the sql IPAM database: init, pools, show, release-node, check",
+    ),
     "demo": (
         "pycni.cli.demo",
         "main",

@@ -7,8 +7,11 @@ writes see one consistent pool. SQL is written with `?` placeholders and
 portable types; an engine translates what it must.
 
 Only `conf.ENGINES` names engines; each module there has
-`open_engine(DatabaseConfig, create) -> Engine | None` (None: the database
-does not exist and `create` is false, so there is nothing to read or free).
+`open_engine(DatabaseConfig, create, migrate=True) -> Engine | None` (None:
+the database does not exist and `create` is false, so there is nothing to
+read or free). The plugin opens with `migrate`; `pycni ipam` opens without,
+so that it can say which version it found before bringing it up to date
+(`init`), or refuse to read a schema it does not know.
 """
 
 from __future__ import annotations
@@ -57,9 +60,23 @@ class Engine:
     def close(self) -> None:
         raise NotImplementedError
 
+    def schema_version(self) -> int:
+        """The database's schema version; 0 when it has no tables of ours."""
+        raise NotImplementedError
 
-def open_engine(db: DatabaseConfig, create: bool) -> Engine | None:
+    def migrate(self) -> int:
+        """Apply the missing migrations; the version reached. Refuses a
+        schema newer than this pycni's (code 7, as the plugin does)."""
+        raise NotImplementedError
+
+    def integrity(self) -> list[str]:
+        """The engine's own consistency findings (storage, foreign keys),
+        one line each; [] when it finds nothing."""
+        raise NotImplementedError
+
+
+def open_engine(db: DatabaseConfig, create: bool, migrate: bool = True) -> Engine | None:
     from pycni.plugins.ipam.sql.conf import ENGINES
 
     module = __import__(ENGINES[db.engine], fromlist=["open_engine"])
-    return module.open_engine(db, create)
+    return module.open_engine(db, create, migrate)

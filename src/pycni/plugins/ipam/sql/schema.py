@@ -16,6 +16,8 @@ canonical text, so they read well in any SQL shell.
 
 from __future__ import annotations
 
+from pycni.spec.errors import ERR_INVALID_NETWORK_CONFIG, CNIError
+
 MIGRATIONS: list[list[str]] = [
     # 1: the tables
     [
@@ -60,3 +62,13 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 LATEST = len(MIGRATIONS)
+
+
+def newer_error(path: str, current: int, latest: int = LATEST) -> CNIError:
+    """A database written by a newer pycni: neither the plugin nor `pycni
+    ipam` reads or changes it."""
+    return CNIError(
+        ERR_INVALID_NETWORK_CONFIG,
+        f"sql: database {path} has schema version {current}, newer than version "
+        f"{latest} this pycni knows: upgrade pycni on this node",
+    )

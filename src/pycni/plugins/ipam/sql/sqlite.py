@@ -22,9 +22,8 @@ import os
 
 from pycni.faultpoint import step
 from pycni.plugins.ipam.sql.engine import Conflict, Engine, Tx
-from pycni.plugins.ipam.sql.schema import MIGRATIONS
+from pycni.plugins.ipam.sql.schema import MIGRATIONS, newer_error
 from pycni.spec.errors import (
-    ERR_INVALID_NETWORK_CONFIG,
     ERR_IO_FAILURE,
     ERR_TRY_AGAIN_LATER,
     CNIError,
@@ -110,10 +109,39 @@ class SqliteEngine(Engine):
     def close(self) -> None:
         self.conn.close()
 
+    def schema_version(self) -> int:
+        tx = self.read()
+        try:
+            return schema_version(tx)
+        finally:
+            tx.rollback()
 
-def open_engine(db: DatabaseConfig, create: bool) -> SqliteEngine | None:
-    """Open (and with `create`, create) the database and bring its schema
-    up to date; None if it does not exist and `create` is false."""
+    def migrate(self) -> int:
+        return migrate(self)
+
+    def integrity(self) -> list[str]:
+        """PRAGMA integrity_check (pages, indexes, UNIQUE/NOT NULL) and
+        PRAGMA foreign_key_check (rows naming a missing parent)."""
+        found = []
+        tx = self.read()
+        try:
+            for (line,) in tx.rows("PRAGMA integrity_check"):
+                if line != "ok":
+                    found.append(f"sqlite integrity_check: {line}")
+            for table, rowid, parent, _ in tx.rows("PRAGMA foreign_key_check"):
+                found.append(
+                    f"sqlite foreign_key_check: {table} row {rowid} refers to a missing "
+                    f"{parent} row"
+                )
+        finally:
+            tx.rollback()
+        return found
+
+
+def open_engine(db: DatabaseConfig, create: bool, migrate: bool = True) -> SqliteEngine | None:
+    """Open (and with `create`, create) the database and (with `migrate`)
+    bring its schema up to date; None if it does not exist and `create` is
+    false."""
     path = db.path
     if not os.path.exists(path):
         if not create:
@@ -130,8 +158,10 @@ def open_engine(db: DatabaseConfig, create: bool) -> SqliteEngine | None:
     except _sqlite3.Error as err:
         raise db_error(path, err)
     engine = SqliteEngine(conn, path)
+    if not migrate:
+        return engine
     try:
-        migrate(engine)
+        engine.migrate()
     except BaseException:
         conn.close()
         raise
@@ -199,11 +229,7 @@ def migrate(engine: SqliteEngine, migrations: list[list[str]] | None = None) -> 
 
 def _check_not_newer(path: str, current: int, latest: int) -> None:
     if current > latest:
-        raise CNIError(
-            ERR_INVALID_NETWORK_CONFIG,
-            f"sql: database {path} has schema version {current}, newer than version "
-            f"{latest} this pycni knows: upgrade pycni on this node",
-        )
+        raise newer_error(path, current, latest)
 
 
 def _wal(engine: SqliteEngine) -> None:
