@@ -89,6 +89,14 @@ class Range:
             last = end[1]
         return cls(net, first, last, gw)
 
+    def ip_config(self, value: int):
+        """The result entry of address `value` of this range: CIDR and gateway."""
+        from pycni.spec.result import IPConfig
+
+        return IPConfig(
+            f"{ip_text(self.family, value)}/{self.prefixlen}", ip_text(self.family, self.gateway)
+        )
+
     def contains(self, family: int, value: int) -> bool:
         return family == self.family and self.start <= value <= self.end
 
@@ -247,3 +255,33 @@ def free_count(rset: RangeSet, reserved: list[tuple[int, int]]) -> int:
     """Addresses of `rset` that are neither a gateway nor in `reserved`."""
     taken = {a for a in reserved if rset.is_allocatable(*a)}
     return rset.size() - len(taken)
+
+
+def check_owned(
+    plugin: str, container_id: str, owned: list, range_sets: list, prev, held: str, to: str
+) -> None:
+    """CHECK of an IPAM plugin that hands out from range sets (host-local,
+    sql): every range set holds an address of the attachment (`owned`), and
+    so does every prevResult address that lies in a range set. `held` and
+    `to` word the messages ("reserved", "for"; "leased", "to")."""
+    if not owned:
+        raise CNIError(
+            ERR_INTERNAL, f"{plugin}: Failed to find address added by container {container_id}"
+        )
+    for idx, rset in enumerate(range_sets):
+        if not any(rset.contains(*a) for a in owned):
+            raise CNIError(
+                ERR_INTERNAL,
+                f"{plugin}: no address of container {container_id} {held} "
+                f"in range set {idx} ({rset})",
+            )
+    from pycni.spec.ipnet import parse_addr
+
+    for ipc in prev.ips if prev is not None else ():
+        addr = parse_addr(ipc.ip)
+        if addr not in owned and any(s.contains(*addr) for s in range_sets):
+            raise CNIError(
+                ERR_INTERNAL,
+                f"{plugin}: address {ip_text(*addr)} of prevResult "
+                f"is not {held} {to} container {container_id}",
+            )

@@ -6,8 +6,8 @@ from pycni.plugins.ipam.host_local.config import load, load_store
 from pycni.plugins.ipam.host_local.store import Store, parse_owner
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, ERR_IO_FAILURE, ERR_PLUGIN_NOT_AVAILABLE, CNIError
-from pycni.spec.ipnet import ip_text, parse_addr
-from pycni.spec.result import DNS, IPConfig, Result
+from pycni.spec.ipnet import ip_text
+from pycni.spec.result import DNS, Result
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -53,12 +53,7 @@ def cmd_add(args: CmdArgs) -> Result:
                 raise CNIError(
                     err.code, f"failed to allocate for range {idx}: {err.msg}", err.details
                 )
-            ips.append(
-                IPConfig(
-                    f"{ip_text(rng.family, value)}/{rng.prefixlen}",
-                    ip_text(rng.family, rng.gateway),
-                )
-            )
+            ips.append(rng.ip_config(value))
         if remaining:
             raise CNIError(
                 ERR_INTERNAL,
@@ -127,23 +122,9 @@ def cmd_check(args: CmdArgs) -> None:
             owned = [addr for _, addr, _ in store.owned(cid, args.ifname)]
         finally:
             store.unlock()
-    if not owned:
-        raise CNIError(ERR_INTERNAL, f"host-local: Failed to find address added by container {cid}")
-    for idx, rset in enumerate(cfg.range_sets):
-        if not any(rset.contains(*a) for a in owned):
-            raise CNIError(
-                ERR_INTERNAL,
-                f"host-local: no address of container {cid} reserved in range set {idx} ({rset})",
-            )
-    prev = args.prev_result
-    for ipc in prev.ips if prev is not None else ():
-        addr = parse_addr(ipc.ip)
-        if addr not in owned and any(s.contains(*addr) for s in cfg.range_sets):
-            raise CNIError(
-                ERR_INTERNAL,
-                f"host-local: address {ip_text(*addr)} of prevResult "
-                f"is not reserved for container {cid}",
-            )
+    from pycni.plugins.ipam.host_local.allocator import check_owned
+
+    check_owned("host-local", cid, owned, cfg.range_sets, args.prev_result, "reserved", "for")
 
 
 def cmd_gc(args: CmdArgs) -> None:

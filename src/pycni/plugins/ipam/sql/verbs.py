@@ -12,8 +12,8 @@ from pycni.plugins.ipam.sql.conf import load, load_store
 from pycni.plugins.ipam.sql.engine import open_engine
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, CNIError
-from pycni.spec.ipnet import ip_text, parse_addr
-from pycni.spec.result import DNS, IPConfig, Result
+from pycni.spec.ipnet import ip_text
+from pycni.spec.result import DNS, Result
 
 
 def _wanted(cfg) -> tuple[list[tuple[int, int] | None], list[tuple[int, int]]]:
@@ -64,12 +64,7 @@ def cmd_add(args: CmdArgs) -> Result:
                     )
                 rng = rset.range_for(rset.family, value)
                 assert rng is not None
-                ips.append(
-                    IPConfig(
-                        f"{ip_text(rng.family, value)}/{rng.prefixlen}",
-                        ip_text(rng.family, rng.gateway),
-                    )
-                )
+                ips.append(rng.ip_config(value))
             step("sql.add.commit")
             tx.commit()
         finally:
@@ -79,90 +74,76 @@ def cmd_add(args: CmdArgs) -> Result:
     return Result(ips=ips, routes=cfg.routes, dns=dns)
 
 
+def _commit(cfg, commit_step: str, work) -> None:
+    """Run `work(tx)` in one write transaction of an existing database
+    (none: nothing is leased, nothing to do), then commit it."""
+    from pycni.faultpoint import step
+
+    engine = open_engine(cfg.database, create=False)
+    if engine is None:
+        return
+    try:
+        tx = engine.write()
+        try:
+            work(tx)
+            step(commit_step)
+            tx.commit()
+        finally:
+            tx.rollback()
+    finally:
+        engine.close()
+
+
+def _read(cfg, work, default):
+    """`work(tx)` in one read transaction of an existing database; `default`
+    when there is none (nothing is leased)."""
+    engine = open_engine(cfg.database, create=False)
+    if engine is None:
+        return default
+    try:
+        tx = engine.read()
+        try:
+            return work(tx)
+        finally:
+            tx.rollback()
+    finally:
+        engine.close()
+
+
 def cmd_del(args: CmdArgs) -> None:
     """Release the attachment's leases; an unknown one is no error.
 
     Only the network name and the database are read from the config, so a
     DEL still cleans up after its ranges changed or went bad.
     """
-    from pycni.faultpoint import step
     from pycni.plugins.ipam.sql.allocator import release
 
     cfg = load_store(args.conf)
-    engine = open_engine(cfg.database, create=False)
-    if engine is None:
-        return
-    try:
-        tx = engine.write()
-        try:
-            release(tx, cfg.name, args.container_id, args.ifname)
-            step("sql.del.commit")
-            tx.commit()
-        finally:
-            tx.rollback()
-    finally:
-        engine.close()
+    _commit(cfg, "sql.del.commit", lambda tx: release(tx, cfg.name, args.container_id, args.ifname))
 
 
 def cmd_check(args: CmdArgs) -> None:
     """Every range set holds a lease of the attachment, and so does every
     prevResult address that lies in a range set."""
+    from pycni.plugins.ipam.host_local.allocator import check_owned
     from pycni.plugins.ipam.sql.allocator import leases_of
 
     cfg = load(args.conf, args.args, args.cni_version)
     cid = args.container_id
-    owned: list[tuple[int, int]] = []
-    engine = open_engine(cfg.database, create=False)
-    if engine is not None:
-        try:
-            tx = engine.read()
-            try:
-                owned = leases_of(tx, cfg.name, cid, args.ifname)
-            finally:
-                tx.rollback()
-        finally:
-            engine.close()
-    if not owned:
-        raise CNIError(ERR_INTERNAL, f"sql: Failed to find address added by container {cid}")
-    for idx, rset in enumerate(cfg.range_sets):
-        if not any(rset.contains(*a) for a in owned):
-            raise CNIError(
-                ERR_INTERNAL,
-                f"sql: no address of container {cid} leased in range set {idx} ({rset})",
-            )
-    prev = args.prev_result
-    for ipc in prev.ips if prev is not None else ():
-        addr = parse_addr(ipc.ip)
-        if addr not in owned and any(s.contains(*addr) for s in cfg.range_sets):
-            raise CNIError(
-                ERR_INTERNAL,
-                f"sql: address {ip_text(*addr)} of prevResult is not leased to container {cid}",
-            )
+    owned = _read(cfg, lambda tx: leases_of(tx, cfg.name, cid, args.ifname), [])
+    check_owned("sql", cid, owned, cfg.range_sets, args.prev_result, "leased", "to")
 
 
 def cmd_gc(args: CmdArgs) -> None:
     """Release this node's leases of the network that no valid attachment
     owns; without `cni.dev/valid-attachments` nothing happens."""
-    from pycni.faultpoint import step
     from pycni.plugins.ipam.sql.allocator import gc
 
     valid = args.valid_attachments
     if valid is None:
         return
     cfg = load_store(args.conf)
-    engine = open_engine(cfg.database, create=False)
-    if engine is None:
-        return
-    try:
-        tx = engine.write()
-        try:
-            gc(tx, cfg.name, cfg.node, set(valid))
-            step("sql.gc.commit")
-            tx.commit()
-        finally:
-            tx.rollback()
-    finally:
-        engine.close()
+    _commit(cfg, "sql.gc.commit", lambda tx: gc(tx, cfg.name, cfg.node, set(valid)))
 
 
 def cmd_status(args: CmdArgs) -> None:
@@ -172,18 +153,12 @@ def cmd_status(args: CmdArgs) -> None:
     from pycni.plugins.ipam.sql.blocks import capacity
 
     cfg = load(args.conf, "", args.cni_version)
-    counts = [0] * len(cfg.range_sets)
     try:
-        engine = open_engine(cfg.database, create=False)
-        if engine is not None:
-            try:
-                tx = engine.read()
-                try:
-                    counts = [used(tx, cfg.name, rset) for rset in cfg.range_sets]
-                finally:
-                    tx.rollback()
-            finally:
-                engine.close()
+        counts = _read(
+            cfg,
+            lambda tx: [used(tx, cfg.name, rset) for rset in cfg.range_sets],
+            [0] * len(cfg.range_sets),
+        )
     except CNIError as err:  # a database ADD cannot use: not available
         raise CNIError(ERR_PLUGIN_NOT_AVAILABLE, err.msg, err.details)
     for idx, (rset, count) in enumerate(zip(cfg.range_sets, counts)):
