@@ -16,7 +16,10 @@ In one run, interleaved round by round inside a throwaway sandbox host
 netns: Go, pycni with the fork server, pycni with PYCNI_FORK_SERVER=0 (every
 plugin exec'd), each ADDing and DELing a fresh container netns; the bare
 interpreter start (`python3 -I -S -c pass`) and `pycni --help` are timed
-beside them.
+beside them. A fourth column, `pycni-lib`, is pycni.runtime used as a
+library by one long-lived process (runtime_warm.py), as containerd and CRI-O
+hold Go's libcni: the same networks and plugins, timed per call from request
+to answer, with no interpreter start of its own.
 
 Usage: sudo .venv/bin/python bench/bench_runtime.py [--runs 15]
 """
@@ -24,13 +27,16 @@ Usage: sudo .venv/bin/python bench/bench_runtime.py [--runs 15]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import gocni
@@ -41,7 +47,8 @@ from pycni.kernel import netns
 from pycni.plugins.launcher import COMMAND, LIB_DIR
 
 SCENARIOS = ("bridge", "chain6")
-IMPLS = ("go", "pycni", "pycni-exec")
+IMPLS = ("go", "pycni", "pycni-exec", "pycni-lib")
+WARM_DRIVER = Path(__file__).with_name("runtime_warm.py")
 #: issue 10's targets, pycni / Go
 TARGETS = {("bridge", "add"): 0.6, ("chain6", "add"): 0.5, ("chain6", "del"): 0.4}
 
@@ -82,7 +89,7 @@ def main() -> int:
         }
         host_path = netns.create_named(host)
         count = 0
-        with netns.enter(host_path):
+        with netns.enter(host_path), warm_runtime(python.path, bin_dir, conf_dir, tmp) as warm:
             for run in range(opts.runs):
                 samples.setdefault(("floor", "", ""), []).append(
                     timed([python.path, "-I", "-S", "-c", "pass"], {})
@@ -97,6 +104,10 @@ def main() -> int:
                     path = netns.create_named(ns)
                     try:
                         for verb in ("add", "del"):
+                            if impl == "pycni-lib":
+                                seconds = warm(verb, name, path)
+                                samples.setdefault((impl, scenario, verb), []).append(seconds)
+                                continue
                             if impl == "go":
                                 argv = [str(driver), verb, name, path]
                             else:
@@ -114,6 +125,33 @@ def main() -> int:
     return 0
 
 
+@contextlib.contextmanager
+def warm_runtime(python: str, bin_dir: Path, conf_dir: Path, tmp: Path):
+    """runtime_warm.py started in the current netns; yields call(verb,
+    network, netns path) -> seconds."""
+    argv = [python, "-I", "-S", str(WARM_DRIVER), str(bin_dir / LIB_DIR), str(conf_dir)]
+    argv += [str(tmp / "cache-lib"), str(bin_dir)]
+    env = {"PATH": os.environ.get("PATH", ""), "CAP_ARGS": json.dumps(CAPS)}
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def call(verb: str, name: str, path: str) -> float:
+        start = time.perf_counter()
+        proc.stdin.write(f"{verb} {name} {path}\n")
+        proc.stdin.flush()
+        answer = proc.stdout.readline()
+        elapsed = time.perf_counter() - start
+        if answer.strip() != "ok":
+            raise SystemExit(f"pycni-lib {verb} {name}: {answer.strip() or 'no answer'}")
+        return elapsed
+
+    try:
+        yield call
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+
+
 def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
     def ms(key) -> float:
         return statistics.median(samples[key]) * 1000
@@ -123,17 +161,20 @@ def report(samples: dict, runs: int, python: str, scenarios: list[str]) -> str:
         f"floor (bare interpreter start): {ms(('floor', '', '')):.1f} ms",
         f"pycni --help: {ms(('help', '', '')):.1f} ms",
         "",
-        f"{'':<14}{'Go':>8}{'pycni':>8}{'ratio':>7}{'target':>8}{'no fork':>9}{'ratio':>7}",
+        f"{'':<14}{'Go':>8}{'pycni':>8}{'ratio':>7}{'target':>8}{'no fork':>9}{'ratio':>7}"
+        f"{'library':>9}{'ratio':>7}",
     ]
     for scenario in scenarios:
         for verb in ("add", "del"):
             go = ms(("go", scenario, verb))
             fork = ms(("pycni", scenario, verb))
             plain = ms(("pycni-exec", scenario, verb))
+            lib = ms(("pycni-lib", scenario, verb))
             target = TARGETS.get((scenario, verb))
             lines.append(
                 f"{scenario + ' ' + verb.upper():<14}{go:>8.1f}{fork:>8.1f}{fork / go:>7.2f}"
                 f"{'<= ' + str(target) if target else '':>8}{plain:>9.1f}{plain / go:>7.2f}"
+                f"{lib:>9.1f}{lib / go:>7.2f}"
             )
     return "\n".join(lines)
 

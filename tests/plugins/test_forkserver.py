@@ -392,3 +392,87 @@ def test_prepare_preloads_the_networks_plugins(bindir: Path, forked, monkeypatch
     env = plugin_env("VERSION", netns="dummy", ifname="dummy", path="dummy")
     got, want = both(forked, bindir / "host-local", b'{"cniVersion":"1.0.0"}', env)
     assert got == want
+
+
+# -- learning: the server imports what its children imported ---------------
+
+_LEARN_PROBE = """
+import json, os, sys, time
+from pycni.invoke import plugin_env
+from pycni.plugins.forkserver import ForkServerExecutor
+
+bindir, db, ns = sys.argv[1:4]
+
+def mapped(pid):
+    with open(f"/proc/{pid}/maps") as maps:
+        return "_sqlite3" in maps.read()
+
+conf = {"cniVersion": "1.0.0", "name": "pyfs-learn", "type": "sql", "ipam": {
+    "type": "sql", "database": {"path": db}, "node": "n1",
+    "ranges": [[{"subnet": "198.18.10.0/24"}]]}}
+with ForkServerExecutor() as executor:
+    executor.start()
+    before = mapped(executor.server_pid)
+    env = plugin_env("ADD", container_id="c1", netns=ns, ifname="eth0",
+                     path=bindir)
+    result = json.loads(executor.exec_plugin(bindir + "/sql", json.dumps(conf).encode(), env))
+    deadline = time.monotonic() + 10
+    while not mapped(executor.server_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print(json.dumps({"before": before, "after": mapped(executor.server_pid),
+                      "ip": result["ips"][0]["address"],
+                      "runtime": "_sqlite3" in sys.modules}))
+"""
+
+
+def test_server_learns_the_modules_its_children_imported(
+    bindir: Path, tmp_path: Path, container_ns
+) -> None:
+    """sql's verbs import `_sqlite3` inside ADD: after one ADD, the server
+    has it loaded (so the next child starts with it), though neither the
+    runtime nor the plugin's preloaded verbs module imported it. Run in a
+    fresh interpreter, where nothing has loaded `_sqlite3` before."""
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LEARN_PROBE,
+            str(bindir),
+            str(tmp_path / "ipam.db"),
+            container_ns.path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen == {"before": False, "after": True, "ip": "198.18.10.2/24", "runtime": False}
+
+
+def test_learning_ignores_bad_names_and_failed_imports() -> None:
+    """What a child writes is only ever a list of module names: anything
+    else is dropped, and a module that fails to import is tried once and
+    never stops the server."""
+    import select
+
+    from pycni.plugins import forkserver
+
+    poller = select.poll()
+    learning = forkserver._Learning(poller)
+    r, w = os.pipe()
+    learning.listen(r)
+    name = "pycni_no_such_module_for_learning"
+    os.write(w, f"os; rm -rf /\n{name}\n\n__main__\nos\ncolorsys".encode())
+    os.close(w)
+    while learning.read(r) and r in learning.readers:
+        poller.poll(1000)
+    assert learning.pending == [name, "colorsys"][: len(learning.pending)]
+    assert name in learning.pending
+    while learning.pending:
+        assert learning.import_one() == []
+    assert name not in sys.modules and "colorsys" in sys.modules
+    assert learning.tried >= {name}

@@ -27,7 +27,10 @@ and environment, with the child ends of the three pipes and one end of a
 fresh per-call socketpair (SCM_RIGHTS); the server imports the plugin's
 package and its verbs module (once: later calls fork an already warm
 process), forks the child, and answers on the per-call socket with the pid,
-then, once it has reaped the child, with its wait status. Kill requests go
+then, once it has reaped the child, with its wait status. At exit, each
+child names the modules its call imported (plugins import most of theirs
+lazily, inside a verb); the server imports them while idle, so later
+children start with them loaded too (`_Learning`). Kill requests go
 the same way and are carried out by the server, the child's parent, so they
 can never hit a recycled pid. The server exits on EOF of its socket: when
 the executor is closed, or when the runtime dies.
@@ -68,6 +71,8 @@ from pycni.plugins.launcher import in_process_module
 SWITCH = "PYCNI_FORK_SERVER"
 #: largest request (module, argv0, environment); a larger one is exec'd
 MAX_REQUEST = 65536
+#: most bytes of module names a child tells the server
+MAX_LEARNED = 65536
 
 _FDS_PER_CALL = 4  # stdin, stdout, stderr of the child, the per-call socket
 _STOP_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
@@ -338,11 +343,15 @@ def _serve(sock, preload: tuple[str, ...] = ()) -> None:
     poller.register(sock_fd, select.POLLIN)
     by_fd: dict[int, _Child] = {}  # pidfd and call fd -> child
     unpolled: list[_Child] = []  # children without a pidfd (old kernels)
+    learning = _Learning(poller)
     while True:
-        events = poller.poll(50 if unpolled else None)
+        if learning.pending and not unpolled:
+            events = poller.poll(0) or learning.import_one()
+        else:
+            events = poller.poll(50 if unpolled else None)
         for fd, _ev in events:
             if fd == sock_fd:
-                child = _accept(sock, warm, initial)
+                child = _accept(sock, warm, initial, learning)
                 if child is False:
                     os._exit(0)  # EOF: the runtime closed us or died
                 if child is not None:
@@ -353,6 +362,8 @@ def _serve(sock, preload: tuple[str, ...] = ()) -> None:
                         poller.register(child.pidfd, select.POLLIN)
                     else:
                         unpolled.append(child)
+                continue
+            if learning.read(fd):
                 continue
             child = by_fd.get(fd)
             if child is None:
@@ -377,7 +388,7 @@ def _serve(sock, preload: tuple[str, ...] = ()) -> None:
                 _forget(child, by_fd, poller)
 
 
-def _accept(sock, warm: set[str], initial: dict):
+def _accept(sock, warm: set[str], initial: dict, learning: _Learning):
     """Take one request and fork its child: the child's record, None for a
     request that failed, False on EOF."""
     import _socket
@@ -402,15 +413,18 @@ def _accept(sock, warm: set[str], initial: dict):
     new_group = data[:1] == b"G"
     module, argv0, env = marshal.loads(data[1:])
     _warm_up(module, warm)
+    tell_r, tell_w = os.pipe()
     try:
         pid = os.fork()
     except OSError as err:
         _write(call, b"e%d" % (err.errno or 11))
-        for fd in fds:
+        for fd in (*fds, tell_r, tell_w):
             os.close(fd)
         return None
     if pid == 0:
-        _child(module, argv0, env, new_group, in_r, out_w, err_w, initial)
+        _child(module, argv0, env, new_group, (in_r, out_w, err_w, tell_w), initial)
+    os.close(tell_w)
+    learning.listen(tell_r)
     if new_group:
         try:
             os.setpgid(pid, pid)  # also in the child: whoever runs first
@@ -439,6 +453,71 @@ def _warm_up(module: str, warm: set[str]) -> None:
             __import__(verbs)
     except Exception:  # the child imports it again and fails as an exec would
         pass
+
+
+class _Learning:
+    """The modules the server imports after its children did.
+
+    A plugin imports most of its modules lazily, inside the verb that needs
+    them, so a server warmed with the plugin packages alone leaves each
+    child importing the same kernel, netfilter and IPAM modules again. Each
+    child names, at exit, the modules it imported; the server imports them
+    itself when it has nothing else to do, so later children start with
+    them loaded. A module whose import fails is left to the children, which
+    import (and fail) as an exec would."""
+
+    def __init__(self, poller) -> None:
+        self.poller = poller
+        self.readers: dict[int, bytearray] = {}
+        self.pending: list[str] = []
+        self.tried: set[str] = set()
+
+    def listen(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.readers[fd] = bytearray()
+        self.poller.register(fd, 1)  # POLLIN
+
+    def read(self, fd: int) -> bool:
+        """Take what a child wrote on `fd`; False if `fd` is not a child's."""
+        buf = self.readers.get(fd)
+        if buf is None:
+            return False
+        try:
+            data = os.read(fd, MAX_LEARNED)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if data and len(buf) < MAX_LEARNED:
+            buf += data
+            return True
+        del self.readers[fd]
+        self.poller.unregister(fd)
+        os.close(fd)
+        for name in bytes(buf).decode("utf-8", "replace").split("\n"):
+            if name not in self.tried and name not in sys.modules and _module_name(name):
+                self.tried.add(name)
+                self.pending.append(name)
+        return True
+
+    def import_one(self) -> list:
+        """Import the next learned module; no events (for the poll loop)."""
+        name = self.pending.pop(0)
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except BaseException:  # SystemExit too: the server must live on
+                pass
+        return []
+
+
+def _module_name(name: str) -> bool:
+    """A dotted module name (what a child may ask the server to import)."""
+    return (
+        bool(name)
+        and not name.startswith("__main__")
+        and all(part.isidentifier() for part in name.split("."))
+    )
 
 
 def _report(child: _Child, status: int) -> None:
@@ -536,14 +615,16 @@ def _child(
     argv0: str,
     env: dict,
     new_group: bool,
-    in_r: int,
-    out_w: int,
-    err_w: int,
+    fds: tuple[int, int, int, int],
     initial: dict,
 ) -> None:
     """The plugin process: set up as the launcher's exec would, run the
-    plugin's main(), exit as the interpreter would. Never returns."""
+    plugin's main(), exit as the interpreter would. Never returns.
+
+    `fds`: its stdin, stdout and stderr, and the pipe on which it tells the
+    server, at exit, which modules it imported."""
     code = 1
+    in_r, out_w, err_w, tell_w = fds
     try:
         if new_group:
             os.setpgid(0, 0)
@@ -552,7 +633,7 @@ def _child(
         os.dup2(err_w, 2)
         from pycni.bundle import held_fds
 
-        kept = held_fds()  # the plugin's modules still load from the bundle
+        kept = {tell_w, *held_fds()}  # the plugin's modules still load from the bundle
         for name in os.listdir("/proc/self/fd"):
             if int(name) > 2 and int(name) not in kept:
                 try:
@@ -567,6 +648,9 @@ def _child(
         faultpoint = sys.modules.get("pycni.faultpoint")
         if faultpoint is not None:
             faultpoint.load()
+        import atexit
+
+        atexit.register(_tell_imports, tell_w, set(sys.modules))
         __import__(module, fromlist=["main"]).main()
         code = 0
     except SystemExit as exc:
@@ -583,6 +667,16 @@ def _child(
         code = 1
     finally:
         os._exit(_finish(code))
+
+
+def _tell_imports(fd: int, before: set[str]) -> None:
+    """At the child's exit: tell the server the modules this call imported
+    (one write; a pipe holds far more than a plugin's module names)."""
+    names = "\n".join(name for name in sys.modules if name not in before)
+    try:
+        os.write(fd, names.encode()[:MAX_LEARNED])
+    except OSError:
+        pass
 
 
 def _fresh_signals(initial: dict) -> None:

@@ -41,7 +41,9 @@ sys.path.insert(0, {lib!r})
 from pycni.launch import activate_bundle
 activate_bundle()
 from pycni.cli.main import main
-sys.exit(main())
+status = main()
+from pycni.skel import exit_without_finalizing
+exit_without_finalizing(status)
 """
 
 
