@@ -322,6 +322,7 @@ class Attachment:
         ifname: str = "eth0",
         bridge: str | None = None,
         capability_args: dict | None = None,
+        extra_state: Callable[[], dict[str, set]] | None = None,
     ) -> None:
         from pycni.runtime import CNIConfig, RuntimeConf, network_conf_from_bytes
 
@@ -340,6 +341,7 @@ class Attachment:
         if data_dir is not None:
             self.roots["data"] = view(data_dir)
         self._traces = 0
+        self.extra_state = extra_state  # what file names do not show (database rows)
 
     @property
     def cache_file(self) -> str:
@@ -426,6 +428,8 @@ class Attachment:
         for key in files:
             if key in self.roots:
                 out["files:" + key] = files_state(self.roots[key])
+        if self.extra_state is not None:
+            out.update(self.extra_state())
         return out
 
 

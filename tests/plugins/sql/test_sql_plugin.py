@@ -48,9 +48,13 @@ def test_files_and_schema(runner, db):
     conn = sqlite3.connect(str(db))
     try:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # not a WAL file
     finally:
         conn.close()
+    # the rollback journal stays in place (a DEL needs no new file on a full disk)
+    journal = db.with_name(db.name + "-journal")
+    assert stat.S_IMODE(os.stat(journal).st_mode) == 0o600
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name, journal.name]
 
 
 def test_del_is_idempotent(runner, db):

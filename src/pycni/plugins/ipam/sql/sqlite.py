@@ -7,12 +7,20 @@ and behaves alike on CPython 3.9-3.13). The connection runs in autocommit
 mode (isolation_level None) and every transaction is explicit: BEGIN
 IMMEDIATE takes the write lock up front, so two plugin processes never
 both read a pool and then both write it; a busy database is waited for
-(BUSY_TIMEOUT) and then reported as "try again later" (code 11). WAL
-journal mode lets readers run beside the writer, and a process killed
-mid-transaction leaves nothing: SQLite rolls the transaction back.
+(BUSY_TIMEOUT) and then reported as "try again later" (code 11). A
+process killed mid-transaction leaves nothing: SQLite rolls the transaction
+back from its journal.
+
+The journal is a rollback journal kept in place (journal_mode PERSIST), not
+a WAL: a DEL must succeed on a full disk, and a WAL needs a new -wal and
+-shm file (an inode and pages) each time a process opens the database,
+while a persistent journal is rewritten in the pages it already has, and a
+DEL only frees pages of the database file. It is also the faster of the
+two for one short transaction per process (no files created and removed
+per open). synchronous FULL: a commit survives a power loss too.
 
 The file is created 0600 in a directory created 0700 (SQLite gives its
--wal and -shm files the database file's mode).
+-journal file the database file's mode).
 """
 
 from __future__ import annotations
@@ -149,11 +157,9 @@ def open_engine(db: DatabaseConfig, create: bool, migrate: bool = True) -> Sqlit
         _create_file(path)
     try:
         conn = _sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        # WAL + NORMAL: a commit survives any process crash; only a power
-        # loss can drop the last commits (never corrupts), and a power loss
-        # also ends the containers those leases belonged to. host-local's
-        # files are not fsynced at all.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # per connection; also turns a WAL database of an earlier pycni back
+        conn.execute("PRAGMA journal_mode = PERSIST")
+        conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
     except _sqlite3.Error as err:
         raise db_error(path, err)
@@ -206,8 +212,6 @@ def migrate(engine: SqliteEngine, migrations: list[list[str]] | None = None) -> 
     if current == latest:
         return current
     _check_not_newer(engine.path, current, latest)
-    if current == 0:
-        _wal(engine)
     tx = engine.write()
     try:
         current = schema_version(tx)  # another process may have migrated meanwhile
@@ -230,12 +234,3 @@ def migrate(engine: SqliteEngine, migrations: list[list[str]] | None = None) -> 
 def _check_not_newer(path: str, current: int, latest: int) -> None:
     if current > latest:
         raise newer_error(path, current, latest)
-
-
-def _wal(engine: SqliteEngine) -> None:
-    """WAL mode is a property of the file: set once, when it is created
-    (outside a transaction, as SQLite requires)."""
-    try:
-        engine.conn.execute("PRAGMA journal_mode = WAL")
-    except _sqlite3.Error as err:
-        raise db_error(engine.path, err)
