@@ -4,7 +4,7 @@
 PYTHON ?= /usr/bin/python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time podman containerd busybox-static
+DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time podman containerd busybox-static postgresql python3-psycopg
 STAMP  := $(VENV)/.installed
 
 .PHONY: test test-unit test-matrix demo lint bench bench-versions deps venv clean

@@ -1,6 +1,6 @@
 """`pycni ipam`: the cluster-wide view of the sql IPAM plugin's database.
 
-    pycni ipam init|pools|show|release-node|check [--database PATH | --conf NETWORK]
+    pycni ipam init|pools|show|release-node|check [--database PATH|DSN | --conf NETWORK]
 
 Everything goes through the sql package's engine interface (open, read and
 write transactions, schema version, integrity) and its admin queries, so
@@ -25,8 +25,10 @@ SUBCOMMANDS = ("init", "pools", "show", "release-node", "check")
 HELP = """\
 SUBCOMMAND is one of the five below; each reads the database of the sql IPAM
 plugin, shared by every node of its networks: --database PATH names an
-SQLite file (default /var/lib/cni/sql-ipam/ipam.db, the plugin's default);
---conf NETWORK takes the database of that network's sql IPAM config, found
+SQLite file (default /var/lib/cni/sql-ipam/ipam.db, the plugin's default),
+--database DSN a PostgreSQL database (a libpq conninfo string with "=", e.g.
+"host=/run/postgresql dbname=cni user=cni", or a postgresql:// URI; needs
+pycni[postgres]); --conf NETWORK takes the database of that network's sql IPAM config, found
 in $NETCONFPATH (default /etc/cni/net.d).
 
   init                  create the database or bring its schema up to date;
@@ -89,8 +91,8 @@ def main(args: list[str]) -> int:
         if sub == "show":
             return _show(engine, _one(given, "--network"), _one(given, "--node"))
         if sub == "release-node":
-            return _release(engine, db.path, rest[0], "--yes" in given)
-        return _check(engine, db.path)
+            return _release(engine, db.label, rest[0], "--yes" in given)
+        return _check(engine, db.label)
     finally:
         engine.close()
 
@@ -110,6 +112,8 @@ def _database(given: dict[str, list[str]]) -> DatabaseConfig:
         return _database_of_network(network)
     if path == "":
         raise UsageError("--database needs a path")
+    if path is not None and (path.startswith(("postgresql://", "postgres://")) or "=" in path):
+        return DatabaseConfig("postgres", "", path)
     return DatabaseConfig("sqlite", os.path.abspath(path or DEFAULT_PATH))
 
 
@@ -129,6 +133,10 @@ def _database_of_network(name: str) -> DatabaseConfig:
 
 
 def _missing(db: DatabaseConfig) -> Failure:
+    if db.engine != "sqlite":
+        return Failure(
+            f"{db.label} holds no sql IPAM schema: `pycni ipam init --database DSN` creates it"
+        )
     return Failure(
         f"no database at {db.path}: `pycni ipam init --database {db.path}` creates one "
         "(or check --database / the network's ipam.database.path)"
@@ -138,7 +146,7 @@ def _missing(db: DatabaseConfig) -> Failure:
 def _init(db: DatabaseConfig) -> int:
     from pycni.plugins.ipam.sql.engine import open_engine
 
-    existed = os.path.exists(db.path)
+    existed = os.path.exists(db.path) if db.engine == "sqlite" else None
     engine = open_engine(db, create=True, migrate=False)
     assert engine is not None
     try:
@@ -146,13 +154,15 @@ def _init(db: DatabaseConfig) -> int:
         after = engine.migrate()
     finally:
         engine.close()
+    if existed is None:  # a server's database: created when it had no schema
+        existed = before > 0
     if not existed:
         what = "created"
     elif before == after:
         what = "up to date"
     else:
         what = f"migrated from version {before}"
-    out(printable(f"{db.path}: schema version {after} ({what})") + "\n")
+    out(printable(f"{db.label}: schema version {after} ({what})") + "\n")
     return 0
 
 
@@ -161,24 +171,25 @@ def _open(db: DatabaseConfig) -> Engine:
     from pycni.plugins.ipam.sql.engine import open_engine
     from pycni.plugins.ipam.sql.schema import LATEST, newer_error
 
-    if not os.path.exists(db.path):
+    if db.engine == "sqlite" and not os.path.exists(db.path):
         raise _missing(db)
     engine = open_engine(db, create=False, migrate=False)
     if engine is None:
         raise _missing(db)
     try:
         version = engine.schema_version()
+        name = db.label
+        again = db.path if db.engine == "sqlite" else "DSN"
         if version > LATEST:
-            raise newer_error(db.path, version)
+            raise newer_error(name, version)
         if version == 0:
             raise Failure(
-                f"{db.path} holds no sql IPAM schema: `pycni ipam init --database {db.path}` "
-                "creates it"
+                f"{name} holds no sql IPAM schema: `pycni ipam init --database {again}` creates it"
             )
         if version < LATEST:
             raise Failure(
-                f"{db.path} has schema version {version}, older than {LATEST}: `pycni ipam "
-                f"init --database {db.path}` upgrades it (so does the plugin's next ADD)"
+                f"{name} has schema version {version}, older than {LATEST}: `pycni ipam "
+                f"init --database {again}` upgrades it (so does the plugin's next ADD)"
             )
     except BaseException:
         engine.close()

@@ -47,7 +47,7 @@ def test_block_size_defaults_per_family_and_shrink_to_small_subnets():
     "ipam, key, value",
     [
         ({"database": "sqlite"}, "ipam.database", "string 'sqlite'"),
-        ({"database": {"engine": "postgres"}}, "ipam.database.engine", "'postgres'"),
+        ({"database": {"engine": "postgres"}}, "ipam.database.dsn", "missing"),
         ({"database": {"engine": 5}}, "ipam.database.engine", "number 5"),
         ({"database": {"path": "rel/ipam.db"}}, "ipam.database.path", "'rel/ipam.db'"),
         ({"database": {"path": 7}}, "ipam.database.path", "number 7"),
@@ -74,7 +74,7 @@ def test_unknown_engine_lists_the_engines():
     conf["ipam"]["database"] = {"engine": "postgresql"}
     assert error_of(conf) == (
         7,
-        "invalid ipam.database.engine 'postgresql': this version supports sqlite",
+        "invalid ipam.database.engine 'postgresql': this version supports postgres, sqlite",
     )
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import stat
 import sys
 import threading
 
@@ -27,16 +25,22 @@ from pycni.plugins.ipam.dhcp import packet as pk
 from pycni.plugins.ipam.dhcp.client import Stopped
 from pycni.plugins.ipam.dhcp.conf import DEFAULT_SOCKET_PATH, DHCPConf, client_id
 from pycni.plugins.ipam.dhcp.lease import Lease, Settings, log
+from pycni.plugins.pkg import unixdaemon as ud
 from pycni.spec.errors import CNIError
 from pycni.spec.jsonutil import get_str, go_loads
 from pycni.spec.result import IPConfig, Result, Route
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import socket
+
 RESULT_VERSION = "1.0.0"  # the reference's current.ImplementedSpecVersion
-SD_LISTEN_FDS_START = 3
-
-
-class DaemonError(Exception):
-    """The daemon cannot start; the message is printed and the exit code is 1."""
+SD_LISTEN_FDS_START = ud.SD_LISTEN_FDS_START
+DaemonError = ud.DaemonError
+UsageError = ud.UsageError
+parse_duration = ud.parse_duration
+activation_listener = ud.activation_listener
+_remove = ud.remove
 
 
 # --- the service --------------------------------------------------------------------------
@@ -149,50 +153,7 @@ def _usable(lease: Lease) -> bool:
     return lease.ack is None or lease.link_exists()
 
 
-# --- flags (Go's flag package) ------------------------------------------------------------
-
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,
-    "\u03bcs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration ("10s", "1m30s", "1.5h", "0") in seconds."""
-    s = text
-    sign = 1.0
-    if s[:1] in ("+", "-"):
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f"time: invalid duration {text!r}")
-    total = 0.0
-    while s:
-        i = 0
-        while i < len(s) and (s[i].isdigit() or s[i] == "."):
-            i += 1
-        number, s = s[:i], s[i:]
-        if not number or number == "." or number.count(".") > 1:
-            raise ValueError(f"time: invalid duration {text!r}")
-        j = 0
-        while j < len(s) and not (s[j].isdigit() or s[j] == "."):
-            j += 1
-        unit, s = s[:j], s[j:]
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {text!r}")
-        if unit not in _UNITS:
-            raise ValueError(f"time: unknown unit {unit!r} in duration {text!r}")
-        total += float(number) * _UNITS[unit]
-    return sign * total
-
+# --- flags (Go's flag package, pkg/unixdaemon.py) -----------------------------------------
 
 FLAGS = {
     # name: (kind, default, usage)
@@ -210,153 +171,21 @@ FLAGS = {
 }
 
 
-class UsageError(Exception):
-    """A bad command line: the message, then the usage, exit code 2."""
-
-
 def usage() -> str:
-    lines = ["Usage of daemon:"]
-    for name, (kind, default, text) in sorted(FLAGS.items()):
-        arg = {"bool": "", "string": " string", "duration": " duration"}[kind]
-        lines.append(f"  -{name}{arg}")
-        note = ""
-        if kind == "duration":
-            note = f" (default {_go_duration(float(default))})"  # type: ignore[arg-type]
-        lines.append(f"    \t{text}{note}")
-    return "\n".join(lines) + "\n"
-
-
-def _go_duration(seconds: float) -> str:
-    whole = int(seconds)
-    if whole != seconds or whole < 60:
-        return f"{seconds:g}s"
-    m, s = divmod(whole, 60)
-    h, m = divmod(m, 60)
-    return (f"{h}h" if h else "") + f"{m}m{s}s"
+    return ud.usage(FLAGS)
 
 
 def parse_flags(argv: list[str]) -> dict:
-    """Go flag syntax: -name value, -name=value, --name; bools take no
-    value unless written -name=value; "--" or a non-flag ends the flags."""
-    values = {name: spec[1] for name, spec in FLAGS.items()}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if len(arg) < 2 or arg[0] != "-":
-            break
-        if arg == "--":
-            break
-        name = arg[2:] if arg.startswith("--") else arg[1:]
-        if not name or name[0] in "-=":
-            raise UsageError(f"bad flag syntax: {arg}")
-        name, eq, value = name.partition("=")
-        if name in ("h", "help"):
-            raise UsageError("")
-        if name not in FLAGS:
-            raise UsageError(f"flag provided but not defined: -{name}")
-        kind = FLAGS[name][0]
-        if kind == "bool":
-            if eq:
-                low = value.lower()
-                if low not in ("1", "t", "true", "0", "f", "false"):
-                    raise UsageError(f'invalid boolean value "{value}" for -{name}: parse error')
-                values[name] = low in ("1", "t", "true")
-            else:
-                values[name] = True
-        else:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"flag needs an argument: -{name}")
-                value = argv[i]
-            if kind == "duration":
-                try:
-                    values[name] = parse_duration(value)
-                except ValueError as err:
-                    raise UsageError(f'invalid value "{value}" for flag -{name}: {err}')
-            else:
-                values[name] = value
-        i += 1
-    return values
+    """Go flag syntax (see unixdaemon.parse_flags) over FLAGS."""
+    return ud.parse_flags(argv, FLAGS)
 
 
 # --- the listener -------------------------------------------------------------------------
 
 
-def activation_listener() -> socket.socket | None:
-    """The socket systemd passed (LISTEN_PID/LISTEN_FDS, go-systemd's
-    activation.Listeners), None without one; more than one is an error.
-    The variables are removed so children do not take them for theirs."""
-    pid = os.environ.pop("LISTEN_PID", "")
-    fds = os.environ.pop("LISTEN_FDS", "")
-    os.environ.pop("LISTEN_FDNAMES", None)
-    if not pid or not fds or pid != str(os.getpid()):
-        return None
-    try:
-        count = int(fds)
-    except ValueError:
-        return None
-    if count == 0:
-        return None
-    if count > 1:
-        raise DaemonError(f"Too many ({count}) FDs passed through socket activation")
-    fd = SD_LISTEN_FDS_START
-    try:
-        os.set_inheritable(fd, False)
-        sock = socket.socket(fileno=fd)
-    except OSError:
-        raise DaemonError("LISTEN_FDS=1 but no FD found") from None
-    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-        sock.detach()
-        raise DaemonError("LISTEN_FDS=1 but no FD found")
-    return sock
-
-
 def listen(path: str) -> socket.socket:
-    """A unix listener at `path`, mode 0600; its folder is made 0700 if missing, and a
-    socket file there that nobody listens on (a daemon killed before it
-    could remove it) is replaced. Anything else at `path` is an error."""
-    from pycni.fsutil import make_dirs
-
-    make_dirs(os.path.dirname(path) or ".", 0o700)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise DaemonError(f"{path} exists and is not a socket: not replacing it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(2.0)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            log(f"removing the stale socket {path}")
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            raise DaemonError(f"cannot tell whether a daemon listens on {path}: {err}")
-        else:
-            raise DaemonError(f"a DHCP daemon already listens on {path}")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.bind(path)
-        os.chmod(path, 0o600)  # root's only, whatever the umask and the folder
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    """unixdaemon.listen: 0600 in a 0700 folder, a stale socket replaced."""
+    return ud.listen(path, "DHCP daemon")
 
 
 def run(flags: dict, ready: threading.Event | None = None) -> None:
@@ -375,14 +204,11 @@ def run(flags: dict, ready: threading.Event | None = None) -> None:
         except OSError as err:
             raise DaemonError(f"Error writing pidfile {pidfile!r}: {err}")
     try:
-        listener = activation_listener()
-        activated = listener is not None
-        if listener is None:
-            listener = listen(socket_path)
-    except (DaemonError, OSError) as err:
+        listener, activated = ud.listener(socket_path, "DHCP daemon")
+    except DaemonError:
         if pidfile:
             _remove(pidfile)
-        raise DaemonError(f"Error getting listener: {err}")
+        raise
     settings = Settings(
         float(flags["timeout"]),
         float(flags["resendmax"]),

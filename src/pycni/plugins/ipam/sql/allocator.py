@@ -14,6 +14,11 @@ Everything runs inside the caller's write transaction, so an ADD is all or
 nothing, and the UNIQUE constraints of schema.py refuse any second holder
 of an address even if this code were wrong. A block is released when its
 last lease goes (DEL, GC, or an ADD that rolls back its claim).
+
+Where writers run side by side (PostgreSQL), steps 1-2 hold the (pool,
+node) lock only, so nodes allocating in their own blocks never wait for
+each other; steps 3-4 and claiming a requested address's block take the
+pool lock and read the blocks again (see engine.Tx.lock_pool).
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def allocate(
 ) -> int:
     """Lease one address of range set `idx` to `who`; its value."""
     pool = ensure_pool(tx, who.network, rset)
+    tx.lock_node(pool, who.node)
     held = tx.rows(
         "SELECT ip FROM leases WHERE network = ? AND container_id = ? AND ifname = ? "
         "AND (pool = ? OR set_index = ?)",
@@ -95,28 +101,14 @@ def allocate(
         return _requested(tx, who, idx, rset, prefix, pool, want, held)
     if held:
         raise _duplicate(held[0][0], who)
-    family = rset.family
-    blocks = tx.rows(
-        "SELECT b.id, b.cidr, b.node, COUNT(l.id) FROM blocks b "
-        "LEFT JOIN leases l ON l.block = b.id WHERE b.pool = ? "
-        "GROUP BY b.id, b.cidr, b.node",
-        (pool,),
-    )
-    parsed = []
-    for block_id, cidr, node, used in blocks:
-        base_text, _, plen = cidr.partition("/")
-        parsed.append((node != who.node, parse_addr(base_text)[1], int(plen), block_id, used))
-    parsed.sort()
-    borrowed = []
-    for other, base, plen, block_id, used in parsed:
-        if used >= capacity(rset, plen, base):
-            continue
-        if other:
-            borrowed.append((base, plen, block_id))
-            continue
-        value = _lease_in_block(tx, who, idx, rset, pool, block_id, base, plen)
+    parsed, borrowed, value = _own_blocks(tx, who, idx, rset, pool)
+    if value is not None:
+        return value
+    if tx.lock_pool(pool):  # others may have claimed or freed blocks meanwhile
+        parsed, borrowed, value = _own_blocks(tx, who, idx, rset, pool)
         if value is not None:
             return value
+    family = rset.family
     taken = [(base, base + block_span(family, plen) - 1) for _, base, plen, _, _ in parsed]
     fresh = free_block(rset, prefix, taken)
     while fresh is not None:
@@ -138,6 +130,35 @@ def allocate(
         f"no IP addresses available in range set: {rset} (pool {pool_key(rset)!r} "
         f"of network {who.network!r})",
     )
+
+
+def _own_blocks(
+    tx: Tx, who: Attachment, idx: int, rset: RangeSet, pool: int
+) -> tuple[list[tuple], list[tuple[int, int, int]], int | None]:
+    """The pool's blocks (parsed), the other nodes' blocks with room, and
+    an address leased in one of this node's blocks (None: they are full)."""
+    blocks = tx.rows(
+        "SELECT b.id, b.cidr, b.node, COUNT(l.id) FROM blocks b "
+        "LEFT JOIN leases l ON l.block = b.id WHERE b.pool = ? "
+        "GROUP BY b.id, b.cidr, b.node",
+        (pool,),
+    )
+    parsed = []
+    for block_id, cidr, node, used in blocks:
+        base_text, _, plen = cidr.partition("/")
+        parsed.append((node != who.node, parse_addr(base_text)[1], int(plen), block_id, used))
+    parsed.sort()
+    borrowed = []
+    for other, base, plen, block_id, used in parsed:
+        if used >= capacity(rset, plen, base):
+            continue
+        if other:
+            borrowed.append((base, plen, block_id))
+            continue
+        value = _lease_in_block(tx, who, idx, rset, pool, block_id, base, plen)
+        if value is not None:
+            return parsed, borrowed, value
+    return parsed, borrowed, None
 
 
 def _duplicate(ip: str, who: Attachment) -> CNIError:
@@ -232,6 +253,8 @@ def _requested(
     if held:
         raise _duplicate(held[0][0], who)
     block_id = _block_holding(tx, pool, family, value)
+    if block_id is None and tx.lock_pool(pool):
+        block_id = _block_holding(tx, pool, family, value)
     if block_id is None:
         block_id = _claim(tx, who, pool, family, prefix, block_base(family, prefix, value))
     try:
@@ -272,8 +295,12 @@ def release(tx: Tx, network: str, container_id: str, ifname: str) -> int:
 
 
 def release_empty_blocks(tx: Tx, block_ids: set[int]) -> None:
-    for block_id in sorted(block_ids):
-        tx.run(
+    ids = sorted(block_ids)
+    if not ids:
+        return
+    tx.lock_blocks("id IN (" + ", ".join("?" * len(ids)) + ")", tuple(ids))
+    for block_id in ids:
+        tx.run_guarded(
             "DELETE FROM blocks WHERE id = ? AND NOT EXISTS "
             "(SELECT 1 FROM leases WHERE leases.block = blocks.id)",
             (block_id,),
@@ -292,7 +319,9 @@ def gc(tx: Tx, network: str, node: str, keep: set[tuple[str, str]]) -> int:
         step("sql.gc.release")
     for lease_id in stale:
         tx.run("DELETE FROM leases WHERE id = ?", (lease_id,))
-    tx.run(
+    mine = "node = ? AND pool IN (SELECT id FROM pools WHERE network = ?)"
+    tx.lock_blocks(mine, (node, network))
+    tx.run_guarded(
         "DELETE FROM blocks WHERE node = ? AND pool IN (SELECT id FROM pools WHERE network = ?) "
         "AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.block = blocks.id)",
         (node, network),

@@ -6,7 +6,8 @@ and pkg.ipamconf's code, so both plugins accept and reject the same input
 with the same messages. Extra keys of `ipam`:
 
 * `database`: `{"engine": "sqlite", "path": "..."}`; engine defaults to
-  sqlite, path to DEFAULT_PATH.
+  sqlite, path to DEFAULT_PATH. `{"engine": "postgres", "dsn": "..."}`: a
+  libpq conninfo string or postgresql:// URI (required; `path` is SQLite's).
 * `node`: this node's name (default: the host name).
 * `blockSize`: prefix length of the blocks a node claims, an integer for
   every range set or `{"ipv4": 26, "ipv6": 122}`; the default (/26, /122)
@@ -28,8 +29,16 @@ DEFAULT_ENGINE = "sqlite"
 DEFAULT_PATH = "/var/lib/cni/sql-ipam/ipam.db"
 DEFAULT_BLOCK = {4: 26, 6: 122}
 
+# the node daemon's socket (`sql daemon`, daemon.py) and the engines whose
+# verbs run there: their drivers cost a plugin process 140-300 ms to import
+DEFAULT_SOCKET_PATH = "/run/cni/sql-ipam.sock"
+DAEMON_ENGINES = ("postgres",)
+
 # engine name -> module with `open_engine(DatabaseConfig, create)`
-ENGINES = {"sqlite": "pycni.plugins.ipam.sql.sqlite"}
+ENGINES = {
+    "sqlite": "pycni.plugins.ipam.sql.sqlite",
+    "postgres": "pycni.plugins.ipam.sql.postgres",
+}
 
 
 def _invalid(msg: str) -> CNIError:
@@ -37,13 +46,22 @@ def _invalid(msg: str) -> CNIError:
 
 
 class DatabaseConfig:
-    """Which engine and where; all a DEL or GC needs besides the names."""
+    """Which engine and where; all a DEL or GC needs besides the names.
+    `path` is SQLite's file, `dsn` PostgreSQL's conninfo (may hold a
+    password: messages name the database by `label`)."""
 
-    __slots__ = ("engine", "path")
+    __slots__ = ("dsn", "engine", "path")
 
-    def __init__(self, engine: str, path: str) -> None:
+    def __init__(self, engine: str, path: str, dsn: str = "") -> None:
         self.engine = engine
         self.path = path
+        self.dsn = dsn
+
+    @property
+    def label(self) -> str:
+        """The database as messages name it: the path, or the dsn with
+        its password masked."""
+        return mask_dsn(self.dsn) if self.engine == "postgres" else self.path
 
 
 class SqlConfig:
@@ -142,6 +160,8 @@ def _database(ipam: dict) -> DatabaseConfig:
             f"invalid ipam.database.engine {engine!r}: this version supports "
             + ", ".join(sorted(ENGINES))
         )
+    if engine == "postgres":
+        return _postgres(db)
     path = ci_get(db, "path")
     if path is None or path == "":
         path = DEFAULT_PATH
@@ -154,6 +174,78 @@ def _database(ipam: dict) -> DatabaseConfig:
     if not path.startswith("/"):
         raise _invalid(f"invalid ipam.database.path {path!r}: it must be an absolute path")
     return DatabaseConfig(engine, path)
+
+
+def _postgres(db: dict) -> DatabaseConfig:
+    dsn = ci_get(db, "dsn")
+    if dsn is None or dsn == "":
+        raise _invalid(
+            "missing ipam.database.dsn: the postgres engine needs a libpq connection string, "
+            'e.g. "host=/run/postgresql dbname=cni user=cni"'
+        )
+    if not isinstance(dsn, str):
+        kind = json_kind(dsn)
+        raise _invalid(f"invalid ipam.database.dsn: expected a string, got {kind}")
+    if "\0" in dsn:
+        raise _invalid("invalid ipam.database.dsn: contains a NUL character")
+    if ci_get(db, "path") not in (None, ""):
+        raise _invalid(
+            "invalid ipam.database.path: the postgres engine takes ipam.database.dsn, "
+            "path is the sqlite engine's"
+        )
+    return DatabaseConfig("postgres", "", dsn)
+
+
+def mask_dsn(dsn: str) -> str:
+    """`dsn` with any password replaced by ***: the conninfo key
+    `password=...` (quoted or not), a word without "=" (malformed, maybe
+    the rest of an unquoted password) and a URI's `user:password@` or
+    `?password=`."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        scheme, _, rest = dsn.partition("://")
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        netloc, tail = rest[:cut], rest[cut:]
+        userinfo, at, hosts = netloc.rpartition("@")
+        if at and ":" in userinfo:
+            netloc = userinfo.partition(":")[0] + ":***@" + hosts
+        path, q, query = tail.partition("?")
+        if q:
+            params = [
+                "password=***" if p.partition("=")[0].lower() == "password" else p
+                for p in query.split("&")
+            ]
+            query = "&".join(params)
+        return f"{scheme}://{netloc}{path}{q}{query}"
+    out, i, n = [], 0, len(dsn)
+    while i < n:
+        if dsn[i].isspace():
+            out.append(dsn[i])
+            i += 1
+            continue
+        start = i
+        while i < n and dsn[i] != "=" and not dsn[i].isspace():
+            i += 1
+        key = dsn[start:i]
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i >= n or dsn[i] != "=":
+            out.append("***")  # malformed: maybe the tail of a password with a space
+            continue
+        i += 1
+        while i < n and dsn[i].isspace():
+            i += 1
+        vstart = i
+        if i < n and dsn[i] == "'":
+            i += 1
+            while i < n and dsn[i] != "'":
+                i += 2 if dsn[i] == "\\" else 1
+            i += 1
+        else:
+            while i < n and not dsn[i].isspace():
+                i += 2 if dsn[i] == "\\" else 1
+        value = "***" if key == "password" else dsn[vstart:i]
+        out.append(f"{key}={value}")
+    return "".join(out)
 
 
 def _block_size(ipam: dict, idx: int, rset: RangeSet) -> int:
@@ -177,4 +269,19 @@ def _block_size(ipam: dict, idx: int, rset: RangeSet) -> int:
             f"invalid {where} {value}: range set {idx} needs a prefix length "
             f"between {largest} (its subnet) and {bits}"
         )
+    return value
+
+
+def daemon_socket_path(ipam: dict) -> str:
+    """`ipam.daemonSocketPath`: where the node daemon listens (an engine of
+    DAEMON_ENGINES); an absolute path, DEFAULT_SOCKET_PATH when unset."""
+    value = ci_get(ipam, "daemonSocketPath")
+    if value is None or value == "":
+        return DEFAULT_SOCKET_PATH
+    if not isinstance(value, str):
+        raise _invalid(
+            f"invalid ipam.daemonSocketPath: expected a string, got {json_kind(value)} {value!r}"
+        )
+    if "\0" in value or not value.startswith("/"):
+        raise _invalid(f"invalid ipam.daemonSocketPath {value!r}: it must be an absolute path")
     return value

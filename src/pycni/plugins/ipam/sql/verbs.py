@@ -46,29 +46,26 @@ def cmd_add(args: CmdArgs) -> Result:
             "failed to allocate all requested IPs: " + " ".join(ip_text(*a) for a in remaining),
         )
     who = Attachment(cfg.name, cfg.node, args.container_id, args.ifname)
+
+    def work(tx) -> list:
+        ips = []
+        for idx, (rset, prefix, want) in enumerate(zip(cfg.range_sets, cfg.block_sizes, wanted)):
+            try:
+                value = allocate(tx, who, idx, rset, prefix, want)
+            except CNIError as err:
+                raise CNIError(
+                    err.code, f"failed to allocate for range {idx}: {err.msg}", err.details
+                )
+            rng = rset.range_for(rset.family, value)
+            assert rng is not None
+            ips.append(rng.ip_config(value))
+        return ips
+
     engine = open_engine(cfg.database, create=True)
     assert engine is not None
-    ips = []
     try:
         step("sql.add.begin")
-        tx = engine.write()
-        try:
-            for idx, (rset, prefix, want) in enumerate(
-                zip(cfg.range_sets, cfg.block_sizes, wanted)
-            ):
-                try:
-                    value = allocate(tx, who, idx, rset, prefix, want)
-                except CNIError as err:
-                    raise CNIError(
-                        err.code, f"failed to allocate for range {idx}: {err.msg}", err.details
-                    )
-                rng = rset.range_for(rset.family, value)
-                assert rng is not None
-                ips.append(rng.ip_config(value))
-            step("sql.add.commit")
-            tx.commit()
-        finally:
-            tx.rollback()  # a no-op after commit
+        ips = engine.transaction(work, "sql.add.commit")
     finally:
         engine.close()
     return Result(ips=ips, routes=cfg.routes, dns=dns)
@@ -77,19 +74,11 @@ def cmd_add(args: CmdArgs) -> Result:
 def _commit(cfg, commit_step: str, work) -> None:
     """Run `work(tx)` in one write transaction of an existing database
     (none: nothing is leased, nothing to do), then commit it."""
-    from pycni.faultpoint import step
-
     engine = open_engine(cfg.database, create=False)
     if engine is None:
         return
     try:
-        tx = engine.write()
-        try:
-            work(tx)
-            step(commit_step)
-            tx.commit()
-        finally:
-            tx.rollback()
+        engine.transaction(work, commit_step)
     finally:
         engine.close()
 
