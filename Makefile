@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 DEBS   := iproute2 nftables iptables dnsmasq-base containernetworking-plugins python3-venv hyperfine golang-go golang-github-appc-cni-dev time podman containerd busybox-static postgresql python3-psycopg
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-unit test-matrix demo lint bench bench-versions deps venv clean
+.PHONY: test test-unit test-matrix demo demo-cluster lint bench bench-versions deps venv clean
 
 # Every CPython pycni supports, found under the pyenv root (newest patch of each).
 MATRIX_VERSIONS := 3.9 3.10 3.11 3.12 3.13
@@ -64,6 +64,10 @@ test-matrix: deps
 demo: venv
 	$(VENV)/bin/pycni demo
 	$(VENV)/bin/pycni demo dhcp
+
+# three nodes leasing from one PostgreSQL pool (sql IPAM), all in a sandbox
+demo-cluster: venv
+	$(VENV)/bin/pycni demo cluster
 
 bench: venv
 	$(PY) bench/bench_plugins.py

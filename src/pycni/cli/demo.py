@@ -183,11 +183,13 @@ def main(argv: list[str]) -> int:
     from pycni.cli.signals import Trap
 
     _, positional, _ = parse_args(argv)
-    if len(positional) > 1 or positional[:1] not in ([], ["bridge"], ["dhcp"]):
-        raise UsageError("takes one optional argument: bridge (the default) or dhcp")
+    if len(positional) > 1 or positional[:1] not in ([], ["bridge"], ["dhcp"], ["cluster"]):
+        raise UsageError("takes one optional argument: bridge (the default), dhcp or cluster")
     demo = run_demo
     if positional == ["dhcp"]:
         from pycni.cli.demo_dhcp import run_demo as demo
+    elif positional == ["cluster"]:
+        from pycni.cli.demo_cluster import run_demo as demo
     with Trap() as trap:
         demo(trap=trap)
     out("\ndemo ok\n")

@@ -11,12 +11,11 @@ server's lease file shows it). Nothing outside the sandbox is touched.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-from pycni.cli.demo_sandbox import DemoFailed, Sandbox, check_all, ms, say, table
+from pycni.cli.demo_sandbox import DemoFailed, Sandbox, check_all, ms, say, spawn, stop, table
 
 LAN_BRIDGE = "lan0"
 UPLINK = "uplink"
@@ -24,25 +23,6 @@ SERVER_CIDR = "198.18.64.1/24"
 SERVER_IP = SERVER_CIDR.split("/")[0]
 LEASE_RANGE = "198.18.64.100,198.18.64.150,255.255.255.0,2m"
 NETWORK = "lan"
-
-
-def _spawn(argv: list[str], netns: str, log: Path) -> subprocess.Popen:
-    """Start `argv` inside `netns`: the child inherits the spawning thread's netns."""
-    from pycni.kernel import netns as nsmod
-
-    with nsmod.enter(netns), open(log, "wb") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _build_lan(host: str, lan: str) -> None:
@@ -119,7 +99,7 @@ def run_demo(out=say, trap=None) -> None:
         lan = box.new_netns("lan")
         _build_lan(box.host, lan)
         lease_file = box.tmp / "dnsmasq.leases"
-        dnsmasq = _spawn(
+        dnsmasq = spawn(
             [
                 "dnsmasq",
                 "--no-daemon",
@@ -137,17 +117,17 @@ def run_demo(out=say, trap=None) -> None:
             lan,
             box.tmp / "dnsmasq.log",
         )
-        box.defer(_stop, dnsmasq)
+        box.defer(stop, dnsmasq)
         bin_dir = box.tmp / "bin"
         install(bin_dir)
         socket_path = box.tmp / "run" / "dhcp.sock"
         daemon_log = box.tmp / "dhcp-daemon.log"
-        daemon = _spawn(
+        daemon = spawn(
             [str(bin_dir / "dhcp"), "daemon", "-socketpath", str(socket_path)],
             box.host,
             daemon_log,
         )
-        box.defer(_stop, daemon)
+        box.defer(stop, daemon)
         _wait_for_socket(socket_path, daemon, daemon_log)
         net = network_config_list_from_bytes(network_bytes(str(socket_path)))
         cni = CNIConfig(path=[str(bin_dir)], cache_dir=str(box.tmp / "cache"), timeout=60)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +77,25 @@ class Sandbox:
         n = len(self.host_links_before)
         out(f"      {'sandbox':<{width}}removed ({len(self.namespaces)} namespaces{note})")
         out(f"      {'real host':<{width}}untouched ({n} links before and after)")
+
+
+def spawn(argv: list[str], netns: str, log: Path) -> subprocess.Popen:
+    """Start `argv` inside `netns`: the child inherits the spawning thread's netns."""
+    from pycni.kernel import netns as nsmod
+
+    with nsmod.enter(netns), open(log, "wb") as out:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def host_link_names() -> list[str]:

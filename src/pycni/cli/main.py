@@ -83,8 +83,9 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "demo": (
         "pycni.cli.demo",
         "main",
-        "[bridge|dhcp]",
-        "a self-contained demo in a sandbox (bridge network, or macvlan + DHCP)",
+        "[bridge|dhcp|cluster]",
+        "a self-contained demo in a sandbox (bridge network, macvlan + DHCP, or three "
+        "nodes on one PostgreSQL pool)",
     ),
 }
 
