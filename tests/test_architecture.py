@@ -29,7 +29,7 @@ ALLOWED = {
     "bundle": set(),
     "launch": {"bundle"},
     "invoke": {"spec", "faultpoint"},
-    "skel": {"spec", "invoke", "faultpoint"},
+    "skel": {"spec", "invoke", "faultpoint", "launch"},
     "kernel": {"spec", "faultpoint"},
     "netfilter": {"spec", "kernel", "faultpoint"},
     "runtime": {"spec", "invoke", "faultpoint", "fsutil"},

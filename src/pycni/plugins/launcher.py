@@ -38,12 +38,10 @@ COMMAND_TEMPLATE = """#!{python} -IS
 {marker}: the pycni command (written by `pycni install`, removed by `pycni uninstall`)
 import sys
 sys.path.insert(0, {lib!r})
-from pycni.launch import activate_bundle
+from pycni.launch import activate_bundle, exit_without_finalizing
 activate_bundle()
 from pycni.cli.main import main
-status = main()
-from pycni.skel import exit_without_finalizing
-exit_without_finalizing(status)
+exit_without_finalizing(main())
 """
 
 
