@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from support.outcomes import err, ok_quiet
 from support.sql_ipam import blocks, leases, make_conf
 
@@ -232,3 +234,28 @@ def test_newer_schema_is_refused(runner, db):
     assert err(runner.delete(make_conf(db)))[0] == 7
     code, msg = err(runner.status(make_conf(db)))
     assert code == 50 and "schema version 99" in msg
+
+
+@pytest.mark.parametrize("kind", ["garbage", "directory"])
+def test_a_database_that_is_no_database(runner, db, kind):
+    """ADD fails with code 5 naming the file; DEL succeeds with a note on
+    stderr (a runtime would retry a failing DEL forever), and once the file
+    is a database again, DEL and GC work as usual."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "garbage":
+        db.write_bytes(b"\xff\x00{not a database at all" * 64)
+    else:
+        db.mkdir()
+    conf = make_conf(db)
+    code, msg = err(runner.add(conf))
+    assert code == 5 and str(db) in msg
+    deleted = runner.delete(conf)
+    assert deleted.exit_code == 0 and deleted.stdout == ""
+    assert str(db) in deleted.stderr and "not released" in deleted.stderr
+    if kind == "garbage":
+        db.unlink()
+    else:
+        db.rmdir()
+    ok_quiet(runner.add(conf))
+    ok_quiet(runner.delete(conf))
+    assert leases(db) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pycni.plugins.ipam.sql.conf import load, load_store
 from pycni.plugins.ipam.sql.engine import open_engine
 from pycni.skel import CmdArgs
-from pycni.spec.errors import ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, CNIError
+from pycni.spec.errors import ERR_INTERNAL, ERR_IO_FAILURE, ERR_PLUGIN_NOT_AVAILABLE, CNIError
 from pycni.spec.ipnet import ip_text
 from pycni.spec.result import DNS, Result
 
@@ -103,12 +103,28 @@ def cmd_del(args: CmdArgs) -> None:
     """Release the attachment's leases; an unknown one is no error.
 
     Only the network name and the database are read from the config, so a
-    DEL still cleans up after its ranges changed or went bad.
+    DEL still cleans up after its ranges changed or went bad. A SQLite file
+    that is no database (garbage, a directory) is no reason to fail a DEL,
+    which a runtime would retry forever: the leases stay, with a note on
+    stderr, for GC once the file is repaired. (A database that is busy or
+    unreachable is code 11: the runtime's retry will succeed.)
     """
     from pycni.plugins.ipam.sql.allocator import release
 
     cfg = load_store(args.conf)
-    _commit(cfg, "sql.del.commit", lambda tx: release(tx, cfg.name, args.container_id, args.ifname))
+    try:
+        _commit(
+            cfg, "sql.del.commit", lambda tx: release(tx, cfg.name, args.container_id, args.ifname)
+        )
+    except CNIError as err:
+        if err.code != ERR_IO_FAILURE or cfg.database.engine != "sqlite":
+            raise
+        from pycni.plugins.pkg.errors import warn
+
+        warn(
+            f"{err.msg}: leases of {args.container_id}/{args.ifname} not released "
+            "(`pycni ipam check` to inspect; GC releases them once the database is readable)"
+        )
 
 
 def cmd_check(args: CmdArgs) -> None:
