@@ -259,3 +259,21 @@ def test_a_database_that_is_no_database(runner, db, kind):
     ok_quiet(runner.add(conf))
     ok_quiet(runner.delete(conf))
     assert leases(db) == []
+
+
+def test_overlapping_pools_of_one_network_never_share_an_address(runner, db):
+    """A network whose range changed (a /24 grown to a /23) has two pools
+    that overlap: the new pool's leases skip the old pool's addresses,
+    and its range set overlapping itself is refused as host-local does."""
+    old = make_conf(db, [[{"subnet": "198.18.4.0/24"}]])
+    new = make_conf(db, [[{"subnet": "198.18.4.0/23"}]])
+    first = ok_quiet(runner.add(old, container_id="pysq-old"))
+    second = ok_quiet(runner.add(new, container_id="pysq-new"))
+    assert first["ips"][0]["address"] == "198.18.4.2/24"
+    assert second["ips"][0]["address"] == "198.18.4.3/23"
+    both = make_conf(db, [[{"subnet": "198.18.4.0/24"}, {"subnet": "198.18.4.0/23"}]])
+    code, msg = err(runner.add(both, container_id="pysq-both"))
+    assert code == 7 and "overlap" in msg
+    ok_quiet(runner.delete(old, container_id="pysq-old"))
+    ok_quiet(runner.delete(new, container_id="pysq-new"))
+    assert leases(db) == []
