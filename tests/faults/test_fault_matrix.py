@@ -139,46 +139,28 @@ def make_attachment(kind: str, ct, bin_dir, tmp_path, disk=None) -> Attachment:
         return Attachment(conflist, ct, bin_dir, cache_dir, None, tmp_path, disk)
     from pycni.plugins.launcher import in_process_module
 
+    bridge = BRIDGE + secrets.token_hex(2)
+    extra: dict = {}
     if kind == "chain":
-        bridge = BRIDGE + secrets.token_hex(2)
         conflist = chain_conflist("pycflt-ch", bridge, data_dir)
-        return Attachment(
-            conflist,
-            ct,
-            bin_dir,
-            cache_dir,
-            data_dir,
-            tmp_path,
-            disk,
-            bridge=bridge,
-            capability_args=CHAIN_CAPS,
-        )
-    if kind == "bridge-sql":  # sql IPAM on SQLite, in-process in bridge like host-local
-        bridge = BRIDGE + secrets.token_hex(2)
+        extra["capability_args"] = CHAIN_CAPS
+    elif kind == "bridge-sql":  # sql IPAM on SQLite, in-process in bridge like host-local
         conflist = bridge_conflist("pycflt-sq", bridge, data_dir, None, True)
         db = data_dir / "sql" / "ipam.db"
         ipam = conflist["plugins"][0]["ipam"]
         ipam.update(type="sql", node="pycflt-node", database={"path": str(db)})
         del ipam["dataDir"]
-        return Attachment(
-            conflist,
-            ct,
-            bin_dir,
-            cache_dir,
-            data_dir,
-            tmp_path,
-            disk,
-            bridge=bridge,
-            extra_state=lambda: sql_rows(db),
-        )
-    masq, v6, ipam_exec = BRIDGES[kind]
-    launcher = bin_dir / "host-local"
-    if ipam_exec:  # a launcher that in_process_module does not take for ours
-        launcher.write_text(launcher.read_text().replace(" -IS\n", " -SI\n", 1))
-    assert (in_process_module(str(launcher)) is None) == ipam_exec
-    bridge = BRIDGE + secrets.token_hex(2)
-    conflist = bridge_conflist("pycflt-br", bridge, data_dir, masq, v6)
-    return Attachment(conflist, ct, bin_dir, cache_dir, data_dir, tmp_path, disk, bridge=bridge)
+        extra["extra_state"] = lambda: sql_rows(db)
+    else:
+        masq, v6, ipam_exec = BRIDGES[kind]
+        launcher = bin_dir / "host-local"
+        if ipam_exec:  # a launcher that in_process_module does not take for ours
+            launcher.write_text(launcher.read_text().replace(" -IS\n", " -SI\n", 1))
+        assert (in_process_module(str(launcher)) is None) == ipam_exec
+        conflist = bridge_conflist("pycflt-br", bridge, data_dir, masq, v6)
+    return Attachment(
+        conflist, ct, bin_dir, cache_dir, data_dir, tmp_path, disk, bridge=bridge, **extra
+    )
 
 
 def kill_matrix(

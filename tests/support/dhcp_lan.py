@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from support.sandbox import Netns, ip
+from support.sandbox import Netns, ip, stop_process
 
 SUBNET = "198.18.77"
 ROUTER = f"{SUBNET}.1"
@@ -113,21 +113,6 @@ class Lan:
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace")
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 5.0) -> int:
-    """Stop a process we started, by its PID; SIGKILL if it does not go."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
 
 
 class Daemon:

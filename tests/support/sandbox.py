@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -154,3 +155,18 @@ def no_dad(netns: str | None = None) -> None:
                 f.write("0")
         else:
             in_netns(netns, "sh", "-c", f"echo 0 > {path}", check=True)
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 10.0) -> int:
+    """Stop a process we started, by its PID; SIGKILL if it does not go."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode

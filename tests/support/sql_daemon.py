@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from support.sandbox import stop_process
+
 PLUGIN_MODULE = "pycni.plugins.ipam.sql"
 
 #: preexec code: the listener given as fd 3, as systemd hands it over
@@ -29,21 +31,6 @@ ACTIVATE = (
     "import os; os.dup2({fd}, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
     "os.environ['LISTEN_FDS'] = '{count}'; "
 )
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 30.0) -> int:
-    """Stop a process we started, by its PID; SIGKILL if it does not go."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
 
 
 class SqlDaemon:

@@ -247,6 +247,25 @@ def listener(path: str, what: str = "daemon") -> tuple[socket.socket, bool]:
         raise DaemonError(f"Error getting listener: {err}")
 
 
+def start(path: str, pidfile: str, what: str = "daemon") -> tuple[socket.socket, bool]:
+    """Write `pidfile` (if any: an absolute path), then take the listener
+    (`listener`); the pidfile goes again if no listener could be had."""
+    if pidfile:
+        if not os.path.isabs(pidfile):
+            raise DaemonError(f"Error writing pidfile {pidfile!r}: path not absolute")
+        try:
+            with open(pidfile, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError as err:
+            raise DaemonError(f"Error writing pidfile {pidfile!r}: {err}")
+    try:
+        return listener(path, what)
+    except DaemonError:
+        if pidfile:
+            remove(pidfile)
+        raise
+
+
 def remove(path: str) -> None:
     """Unlink `path` if it is there."""
     try:

@@ -16,7 +16,6 @@ exit; `-broadcast` sets the BROADCAST flag it describes.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -195,20 +194,7 @@ def run(flags: dict, ready: threading.Event | None = None) -> None:
     pidfile = str(flags["pidfile"])
     prefix = str(flags["hostprefix"])
     socket_path = prefix + (str(flags["socketpath"]) or DEFAULT_SOCKET_PATH)
-    if pidfile:
-        if not os.path.isabs(pidfile):
-            raise DaemonError(f"Error writing pidfile {pidfile!r}: path not absolute")
-        try:
-            with open(pidfile, "w") as f:
-                f.write(str(os.getpid()))
-        except OSError as err:
-            raise DaemonError(f"Error writing pidfile {pidfile!r}: {err}")
-    try:
-        listener, activated = ud.listener(socket_path, "DHCP daemon")
-    except DaemonError:
-        if pidfile:
-            _remove(pidfile)
-        raise
+    listener, activated = ud.start(socket_path, pidfile, "DHCP daemon")
     settings = Settings(
         float(flags["timeout"]),
         float(flags["resendmax"]),

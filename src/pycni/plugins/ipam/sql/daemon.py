@@ -499,20 +499,7 @@ def run(
     """Serve until SIGINT or SIGTERM (or `stop`, from a test's thread)."""
     pidfile = str(flags["pidfile"])
     socket_path = str(flags["socketpath"]) or DEFAULT_SOCKET_PATH
-    if pidfile:
-        if not os.path.isabs(pidfile):
-            raise DaemonError(f"Error writing pidfile {pidfile!r}: path not absolute")
-        try:
-            with open(pidfile, "w") as f:
-                f.write(str(os.getpid()))
-        except OSError as err:
-            raise DaemonError(f"Error writing pidfile {pidfile!r}: {err}")
-    try:
-        listener, activated = ud.listener(socket_path, "sql IPAM daemon")
-    except DaemonError:
-        if pidfile:
-            ud.remove(pidfile)
-        raise
+    listener, activated = ud.start(socket_path, pidfile, "sql IPAM daemon")
     service = Service()
     server = Server(service, int(flags["maxrequests"]))
     engines.PROVIDER = service.pool.open
