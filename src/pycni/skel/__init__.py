@@ -373,8 +373,8 @@ def run(environ, stdin, stdout, stderr, plugin: Plugin) -> int:
         return 0
     args: CmdArgs | None = None
     try:
-        args = _parse_invocation(environ, stdin)
-        handler = _gate(args, plugin)
+        args = parse_invocation(environ, stdin)
+        handler = gate(args, plugin)
         if handler is None:
             return 0
         outcome = handler(args)
@@ -392,7 +392,10 @@ def run(environ, stdin, stdout, stderr, plugin: Plugin) -> int:
     return 1
 
 
-def _parse_invocation(environ, stdin) -> CmdArgs:
+def parse_invocation(environ, stdin) -> CmdArgs:
+    """An invocation's CmdArgs from its environment and stdin, validated as
+    `run` validates it (a daemon serving a plugin's verbs gets the same
+    checks and the same errors); raises CNIError."""
     command = environ.get("CNI_COMMAND", "")
     missing = ["CNI_COMMAND"] if not command else []
     missing += [name for name, verbs in _REQUIRED_ENV if command in verbs and not environ.get(name)]
@@ -419,8 +422,10 @@ def _parse_invocation(environ, stdin) -> CmdArgs:
     return args
 
 
-def _gate(args: CmdArgs, plugin: Plugin) -> Callable | None:
-    """Apply the reference's version gates; return the handler to run."""
+def gate(args: CmdArgs, plugin: Plugin) -> Callable | None:
+    """Apply the reference's version gates; return the handler to run
+    (None: the plugin does not implement this GC or STATUS, which is no
+    error)."""
     command = args.command
     supported = plugin.supported
     config_version = args.cni_version

@@ -94,6 +94,7 @@ def test_sigterm_lets_a_running_request_finish(workdir):
         conn.sendall(framed(body)[:5])  # the request has begun
         os.kill(d.proc.pid, signal.SIGTERM)
         d_wait_log(d, "shutting down")
+        wait_until(lambda: not path.exists())  # "shutting down" is logged first
         with pytest.raises(OSError):
             late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -115,11 +116,15 @@ def test_sigterm_lets_a_running_request_finish(workdir):
 
 
 def d_wait_log(d: SqlDaemon, text: str, timeout: float = 15.0) -> None:
+    wait_until(lambda: text in d.log(), timeout, d.log)
+
+
+def wait_until(condition, timeout: float = 15.0, why=lambda: "") -> None:
     import time
 
     deadline = time.monotonic() + timeout
-    while text not in d.log():
-        assert time.monotonic() < deadline, d.log()
+    while not condition():
+        assert time.monotonic() < deadline, why()
         time.sleep(0.02)
 
 

@@ -16,7 +16,6 @@ exit; `-broadcast` sets the BROADCAST flag it describes.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 
@@ -203,21 +202,14 @@ def run(flags: dict, ready: threading.Event | None = None) -> None:
     )
     service = DHCP(settings, prefix)
     server = Server(service.handlers())
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    stop = ud.stop_signals()
     serving = threading.Thread(target=server.serve, args=(listener,), name="rpc-accept")
     serving.daemon = True
     serving.start()
     log(f"listening on {socket_path if not activated else 'the socket systemd passed'}")
     if ready is not None:
         ready.set()
-    while not stop.wait(3600):
-        pass
+    ud.wait(stop)
     log("shutting down")
     server.shutdown()
     if not activated:  # systemd owns (and removes) a socket it passed

@@ -248,7 +248,7 @@ class Service:
     def run(self, req: dict) -> dict:
         import io
 
-        from pycni.skel import _gate, _parse_invocation
+        from pycni.skel import gate, parse_invocation
 
         environ = {
             "CNI_COMMAND": req["command"],
@@ -260,8 +260,8 @@ class Service:
             # the plugin compared the netns with its own; ours means nothing
             "CNI_NETNS_OVERRIDE": "1",
         }
-        args = _parse_invocation(environ, io.BytesIO(req.get("config", "").encode()))
-        handler = _gate(args, LOCAL)
+        args = parse_invocation(environ, io.BytesIO(req.get("config", "").encode()))
+        handler = gate(args, LOCAL)
         if handler is None:
             return {"result": None}
         who = self._attachment(args)
@@ -513,12 +513,13 @@ def run(
             service.retry_pending()
 
     threading.Thread(target=retry, name="sql-pending", daemon=True).start()
+    stopping = ud.stop_signals(stop)
     log(f"listening on {socket_path if not activated else 'the socket systemd passed'}")
     if ready is not None:
         ready.set()
     closed = False
     try:
-        ud.wait_for_signal(stop)
+        ud.wait(stopping)
         log("shutting down")
         server.stop_accepting()
         serving.join(2.0)
