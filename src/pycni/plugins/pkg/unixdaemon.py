@@ -23,6 +23,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     import threading
+    from collections.abc import Callable
 
 SD_LISTEN_FDS_START = 3
 
@@ -272,6 +273,25 @@ def remove(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def main(argv: list[str], flags: dict, run: Callable[[dict], None]) -> int:
+    """A daemon's command line: its flags (the usage on -h, status 0, or on
+    a bad flag, status 2), then `run(flags)` (a DaemonError: its message,
+    status 1)."""
+    try:
+        values = parse_flags(argv, flags)
+    except UsageError as err:
+        if str(err):
+            sys.stderr.write(f"{err}\n")
+        sys.stderr.write(usage(flags))
+        return 0 if not str(err) else 2
+    try:
+        run(values)
+    except DaemonError as err:
+        log(str(err))
+        return 1
+    return 0
 
 
 def stop_signals(stop: threading.Event | None = None) -> threading.Event:

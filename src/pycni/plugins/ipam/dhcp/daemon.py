@@ -16,7 +16,6 @@ exit; `-broadcast` sets the BROADCAST flag it describes.
 
 from __future__ import annotations
 
-import sys
 import threading
 
 from pycni.plugins.ipam.dhcp import packet as pk
@@ -220,16 +219,4 @@ def run(flags: dict, ready: threading.Event | None = None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        flags = parse_flags(argv)
-    except UsageError as err:
-        if str(err):
-            sys.stderr.write(f"{err}\n")
-        sys.stderr.write(usage())
-        return 0 if not str(err) else 2
-    try:
-        run(flags)
-    except DaemonError as err:
-        log(str(err))
-        return 1
-    return 0
+    return ud.main(argv, FLAGS, run)

@@ -41,7 +41,7 @@ from pycni.plugins.ipam.sql import engine as engines
 from pycni.plugins.ipam.sql.conf import DEFAULT_SOCKET_PATH
 from pycni.plugins.ipam.sql.remote import MAX_REQUEST, frame
 from pycni.plugins.pkg import unixdaemon as ud
-from pycni.plugins.pkg.unixdaemon import DaemonError, UsageError, log
+from pycni.plugins.pkg.unixdaemon import log
 from pycni.skel import Plugin
 from pycni.spec.errors import ERR_INTERNAL, ERR_TRY_AGAIN_LATER, CNIError
 
@@ -551,16 +551,4 @@ def main(argv: list[str]) -> int:
         import site
 
         site.main()
-    try:
-        flags = ud.parse_flags(argv, FLAGS)
-    except UsageError as err:
-        if str(err):
-            sys.stderr.write(f"{err}\n")
-        sys.stderr.write(ud.usage(FLAGS))
-        return 0 if not str(err) else 2
-    try:
-        run(flags)
-    except DaemonError as err:
-        log(str(err))
-        return 1
-    return 0
+    return ud.main(argv, FLAGS, run)
