@@ -297,3 +297,18 @@ def _range(obj: object, where: str) -> Range:
         except ValueError:
             raise RangeError(f"{where}: {key} {value} is not a valid IP")
     return Range.canonical(net, addrs[0], addrs[1], addrs[2])
+
+
+def requests_per_set(
+    range_sets: list[RangeSet], requested: list[tuple[int, int]]
+) -> tuple[list[tuple[int, int] | None], list[tuple[int, int]]]:
+    """One requested address per range set (None: allocate freely), taken
+    in request order, and the requests that no set holds."""
+    remaining = list(requested)
+    wanted: list[tuple[int, int] | None] = []
+    for rset in range_sets:
+        pick = next((a for a in remaining if rset.contains(*a)), None)
+        if pick is not None:
+            remaining.remove(pick)
+        wanted.append(pick)
+    return wanted, remaining

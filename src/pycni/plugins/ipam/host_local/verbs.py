@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pycni.plugins.ipam.host_local.config import load, load_store
+from pycni.plugins.ipam.host_local.config import load, load_store, requests_per_set
 from pycni.plugins.ipam.host_local.store import Store, parse_owner
 from pycni.skel import CmdArgs
 from pycni.spec.errors import ERR_INTERNAL, ERR_IO_FAILURE, ERR_PLUGIN_NOT_AVAILABLE, CNIError
@@ -20,14 +20,7 @@ def cmd_add(args: CmdArgs) -> Result:
 
         dns = parse_resolv_conf(cfg.resolv_conf)
 
-    # One requested address per range set, in request order.
-    remaining = list(cfg.requested)
-    wanted: list[tuple[int, int] | None] = []
-    for rset in cfg.range_sets:
-        pick = next((a for a in remaining if rset.contains(*a)), None)
-        if pick is not None:
-            remaining.remove(pick)
-        wanted.append(pick)
+    wanted, remaining = requests_per_set(cfg.range_sets, cfg.requested)
 
     cid, ifname = args.container_id, args.ifname
     ips = []

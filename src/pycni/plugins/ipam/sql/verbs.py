@@ -16,21 +16,9 @@ from pycni.spec.ipnet import ip_text
 from pycni.spec.result import DNS, Result
 
 
-def _wanted(cfg) -> tuple[list[tuple[int, int] | None], list[tuple[int, int]]]:
-    """One requested address per range set, in request order, and the
-    requests no set holds."""
-    remaining = list(cfg.requested)
-    wanted: list[tuple[int, int] | None] = []
-    for rset in cfg.range_sets:
-        pick = next((a for a in remaining if rset.contains(*a)), None)
-        if pick is not None:
-            remaining.remove(pick)
-        wanted.append(pick)
-    return wanted, remaining
-
-
 def cmd_add(args: CmdArgs) -> Result:
     from pycni.faultpoint import step
+    from pycni.plugins.ipam.host_local.config import requests_per_set
     from pycni.plugins.ipam.sql.allocator import Attachment, allocate
 
     cfg = load(args.conf, args.args, args.cni_version)
@@ -39,7 +27,7 @@ def cmd_add(args: CmdArgs) -> Result:
         from pycni.plugins.ipam.host_local.dns import parse_resolv_conf
 
         dns = parse_resolv_conf(cfg.resolv_conf)
-    wanted, remaining = _wanted(cfg)
+    wanted, remaining = requests_per_set(cfg.range_sets, cfg.requested)
     if remaining:
         raise CNIError(
             ERR_INTERNAL,
