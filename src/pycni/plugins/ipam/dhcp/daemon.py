@@ -21,8 +21,9 @@ import threading
 from pycni.plugins.ipam.dhcp import packet as pk
 from pycni.plugins.ipam.dhcp.client import Stopped
 from pycni.plugins.ipam.dhcp.conf import DEFAULT_SOCKET_PATH, DHCPConf, client_id
-from pycni.plugins.ipam.dhcp.lease import Lease, Settings, log
+from pycni.plugins.ipam.dhcp.lease import Lease, Settings
 from pycni.plugins.pkg import unixdaemon as ud
+from pycni.plugins.pkg.unixdaemon import log
 from pycni.spec.errors import CNIError
 from pycni.spec.jsonutil import get_str, go_loads
 from pycni.spec.result import IPConfig, Result, Route

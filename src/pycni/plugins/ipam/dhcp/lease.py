@@ -18,7 +18,6 @@ loop has ended so that the next Allocate starts a new one.
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 
@@ -27,6 +26,7 @@ from pycni.kernel.netlink import LinkNotFound, RtNetlink
 from pycni.kernel.netns import NetnsNotFound, enter
 from pycni.plugins.ipam.dhcp import packet as pk
 from pycni.plugins.ipam.dhcp.client import Client, Nak, Stopped, Waker
+from pycni.plugins.pkg.unixdaemon import log
 
 RESEND_DELAY0 = 4.0
 RESEND_FAST_DELAY = 2.0
@@ -44,14 +44,6 @@ class NoMoreTries(Exception):
 
 class LinkGone(Exception):
     """The interface (or its netns) no longer exists."""
-
-
-def log(msg: str) -> None:
-    try:
-        sys.stderr.write(time.strftime("%Y/%m/%d %H:%M:%S ") + msg + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
 
 
 class Settings:
